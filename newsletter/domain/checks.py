@@ -1,0 +1,237 @@
+"""Pre-flight checks over a composed and rendered issue. Errors stop a send; warnings inform."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date
+from enum import StrEnum
+from html.parser import HTMLParser
+
+from newsletter.domain.issue import Issue
+from newsletter.domain.links import is_allowed_link
+from newsletter.domain.personalize import (
+    CLOSE,
+    OPEN,
+    PersonalizedMessage,
+    RenderedIssue,
+    placeholder,
+)
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: Severity
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        if not self.file:
+            return ""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "severity": str(self.severity)}
+
+
+@dataclass(frozen=True)
+class CheckLimits:
+    html_max_bytes: int = 102 * 1024
+    html_warn_bytes: int = 80 * 1024
+    subject_max_chars: int = 78
+    review_max_age_days: int = 365
+
+
+# Markers an editor leaves while writing; none may reach a reader.
+_LEFTOVERS = re.compile(r"\b(?:TK|TODO|FIXME)\b|(?i:\blorem ipsum\b)|\{\{|\}\}|\{%|%\}")
+
+
+class _Tags(HTMLParser):
+    """Collects links and images from the final HTML."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.images: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "a" and found.get("href") is not None:
+            self.links.append(str(found["href"]))
+        elif tag == "img":
+            self.images.append(found)
+
+
+def run_checks(
+    issue: Issue,
+    rendered: RenderedIssue,
+    probe: PersonalizedMessage,
+    *,
+    postal_address: str,
+    today: date,
+    limits: CheckLimits,
+    template_files: Iterable[tuple[str, str]] = (),
+) -> list[Finding]:
+    """All findings, errors first; `probe` is the issue personalized for a sample recipient."""
+    content = [
+        (issue.source.file, issue.source.source_text),
+        *((s.file, s.source_text) for s in issue.snippets),
+    ]
+    findings = [
+        *_check_meta(issue, limits),
+        *_check_snippets(issue, today, limits),
+        *_check_size(probe, limits),
+        *_check_footer(rendered, probe, postal_address),
+        *_check_html(probe, [*content, *template_files]),
+        *_check_leftovers(probe, content),
+    ]
+    return sorted(findings, key=lambda f: f.severity != Severity.ERROR)
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    return any(f.severity == Severity.ERROR for f in findings)
+
+
+def _locate(needle: str, files: list[tuple[str, str]]) -> tuple[str | None, int | None]:
+    """The first file and line holding `needle`, so a finding in the output points at a source."""
+    for name, text in files:
+        position = text.find(needle)
+        if position >= 0:
+            return name, text.count("\n", 0, position) + 1
+    return None, None
+
+
+def _check_meta(issue: Issue, limits: CheckLimits) -> list[Finding]:
+    meta, source = issue.meta, issue.source
+    out: list[Finding] = []
+    subject = meta.subject.strip()
+    if not subject:
+        out.append(Finding(Severity.ERROR, "subject-empty", "subject is empty", source.file,
+                           source.front.line_of("subject")))
+    elif len(subject) > limits.subject_max_chars:
+        out.append(Finding(
+            Severity.WARNING, "subject-long",
+            f"subject is {len(subject)} characters; over {limits.subject_max_chars} it may be cut",
+            source.file, source.front.line_of("subject"),
+        ))
+    if not (meta.preheader or "").strip():
+        out.append(Finding(Severity.WARNING, "preheader-missing",
+                           "no preheader: inboxes will show the first body text instead",
+                           source.file, 1))
+    if meta.status == "draft":
+        out.append(Finding(Severity.WARNING, "issue-draft", "issue is marked draft",
+                           source.file, source.front.line_of("status")))
+    for snippet_id, line in issue.duplicates:
+        out.append(Finding(Severity.ERROR, "snippet-duplicate",
+                           f"snippet '{snippet_id}' is used more than once", source.file, line))
+    return out
+
+
+def _check_snippets(issue: Issue, today: date, limits: CheckLimits) -> list[Finding]:
+    out: list[Finding] = []
+    for snippet in issue.snippets:
+        meta = snippet.meta
+        if not meta.sources:
+            out.append(Finding(Severity.WARNING, "snippet-no-sources",
+                               f"snippet '{snippet.id}' cites no sources", snippet.file, 1))
+        age = (today - meta.reviewed).days
+        if age > limits.review_max_age_days:
+            out.append(Finding(
+                Severity.WARNING, "snippet-stale",
+                f"snippet '{snippet.id}' was last reviewed {age} days ago "
+                f"(limit {limits.review_max_age_days})",
+                snippet.file, snippet.front.line_of("reviewed"),
+            ))
+    return out
+
+
+def _check_size(probe: PersonalizedMessage, limits: CheckLimits) -> list[Finding]:
+    size = len(probe.html.encode("utf-8"))
+    kb = f"{size / 1024:.1f} KB"
+    if size > limits.html_max_bytes:
+        return [Finding(Severity.ERROR, "html-too-large",
+                        f"HTML is {kb}; Gmail clips above {limits.html_max_bytes // 1024} KB, "
+                        "hiding the footer and its unsubscribe link")]
+    if size > limits.html_warn_bytes:
+        return [Finding(Severity.WARNING, "html-large",
+                        f"HTML is {kb}, close to Gmail's {limits.html_max_bytes // 1024} KB clip")]
+    return []
+
+
+def _check_footer(
+    rendered: RenderedIssue, probe: PersonalizedMessage, postal_address: str
+) -> list[Finding]:
+    out: list[Finding] = []
+    unsubscribe = placeholder("unsubscribe_url")
+    if f'href="{unsubscribe}"' not in rendered.html or unsubscribe not in rendered.text:
+        out.append(Finding(Severity.ERROR, "unsubscribe-missing",
+                           "no unsubscribe link in the HTML and text body"))
+    if f'href="{placeholder("preferences_url")}"' not in rendered.html:
+        out.append(Finding(Severity.WARNING, "preferences-missing", "no preferences link"))
+    address = postal_address.strip()
+    if not address or html.escape(address) not in probe.html or address not in probe.text:
+        out.append(Finding(Severity.ERROR, "postal-address-missing",
+                           "the postal address is missing from the footer (CAN-SPAM)"))
+    return out
+
+
+def _check_html(probe: PersonalizedMessage, files: list[tuple[str, str]]) -> list[Finding]:
+    parser = _Tags()
+    parser.feed(probe.html)
+    out: list[Finding] = []
+    for href in dict.fromkeys(parser.links):
+        if not is_allowed_link(href):
+            file, line = _locate(href, files)
+            out.append(Finding(Severity.ERROR, "link-not-https",
+                               f"link {href!r} is not an absolute https:// or mailto: URL",
+                               file, line))
+    for image in parser.images:
+        if not (image.get("alt") or "").strip():
+            src = str(image.get("src") or "")
+            file, line = _locate(src, files) if src else (None, None)
+            out.append(Finding(Severity.ERROR, "image-no-alt",
+                               f"image {src!r} has no alt text", file, line))
+        src = str(image.get("src") or "")
+        if src and not src.startswith("https://"):
+            file, line = _locate(src, files)
+            out.append(Finding(Severity.ERROR, "image-not-https",
+                               f"image {src!r} is not an absolute https:// URL", file, line))
+    return out
+
+
+def _check_leftovers(probe: PersonalizedMessage, files: list[tuple[str, str]]) -> list[Finding]:
+    out: list[Finding] = []
+    for label, body in (("HTML", probe.html), ("text", probe.text)):
+        if OPEN in body or CLOSE in body:
+            out.append(Finding(Severity.ERROR, "placeholder-left",
+                               f"an unfilled placeholder is left in the {label} output"))
+    seen: set[str] = set()
+    for match in _LEFTOVERS.finditer(probe.text):
+        marker = match.group(0)
+        if marker.lower() in seen:
+            continue
+        seen.add(marker.lower())
+        file, line = _locate_marker(marker, files)
+        out.append(Finding(Severity.ERROR, "marker-left",
+                           f"editing marker {marker!r} left in the text", file, line))
+    return out
+
+
+def _locate_marker(marker: str, files: list[tuple[str, str]]) -> tuple[str | None, int | None]:
+    escaped = re.escape(marker)
+    pattern = re.compile(rf"\b{escaped}\b" if marker[0].isalnum() else escaped, re.I)
+    for name, text in files:
+        found = pattern.search(text)
+        if found:
+            return name, text.count("\n", 0, found.start()) + 1
+    return None, None

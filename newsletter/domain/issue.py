@@ -1,0 +1,89 @@
+"""An issue file (subject, preheader, ordered snippet ids, intro) and its composition."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from newsletter.domain.frontmatter import FrontMatter, parse_front_matter, validate
+from newsletter.domain.personalize import reject_reserved
+from newsletter.domain.snippet import ID_PATTERN, Snippet
+from newsletter.errors import InputError
+
+
+class IssueMeta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    preheader: str | None = None
+    date: date
+    snippets: list[str] = Field(min_length=1)
+    status: Literal["draft", "ready"] = "draft"
+
+
+@dataclass(frozen=True)
+class IssueFile:
+    slug: str
+    file: str
+    meta: IssueMeta
+    intro: str
+    front: FrontMatter
+    source_text: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A composed issue: the file plus its snippets, in order, each once."""
+
+    source: IssueFile
+    snippets: tuple[Snippet, ...]
+    duplicates: tuple[tuple[str, int], ...]  # (snippet id, line of the repeat)
+
+    @property
+    def slug(self) -> str:
+        return self.source.slug
+
+    @property
+    def meta(self) -> IssueMeta:
+        return self.source.meta
+
+
+def parse_issue(slug: str, text: str, file: str) -> IssueFile:
+    if not ID_PATTERN.match(slug):
+        raise InputError(f"issue file name '{slug}' must be lowercase letters, digits and dashes", file)
+    front = parse_front_matter(text, file)
+    meta = validate(IssueMeta, front)
+    reject_reserved(text, file)
+    return IssueFile(
+        slug=slug, file=file, meta=meta, intro=front.body, front=front, source_text=text
+    )
+
+
+def compose(
+    issue: IssueFile, library: Mapping[str, Snippet], known_ids: Iterable[str] = ()
+) -> Issue:
+    """Resolve snippet ids; an unknown id is an input error naming the closest known ids.
+
+    `known_ids` lists every id in the library when only the used snippets were loaded.
+    """
+    chosen: list[Snippet] = []
+    seen: set[str] = set()
+    duplicates: list[tuple[str, int]] = []
+    for index, snippet_id in enumerate(issue.meta.snippets):
+        line = issue.front.line_of("snippets", index)
+        if snippet_id not in library:
+            candidates = sorted({*library, *known_ids})
+            close = difflib.get_close_matches(snippet_id, candidates, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise InputError(f"unknown snippet '{snippet_id}'{hint}", issue.file, line)
+        if snippet_id in seen:
+            duplicates.append((snippet_id, line))
+            continue
+        seen.add(snippet_id)
+        chosen.append(library[snippet_id])
+    return Issue(source=issue, snippets=tuple(chosen), duplicates=tuple(duplicates))

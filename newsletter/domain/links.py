@@ -1,0 +1,49 @@
+"""Link rules shared by rendering and checks: UTM tagging and what counts as a safe link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+
+@dataclass(frozen=True)
+class Utm:
+    source: str
+    medium: str
+    campaign: str
+
+
+def tag_url(url: str, utm: Utm | None) -> str:
+    """Add UTM parameters to an http(s) link, keeping its query and any utm_ it already has."""
+    if utm is None:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {key for key, _ in query}
+    wanted = [
+        ("utm_source", utm.source),
+        ("utm_medium", utm.medium),
+        ("utm_campaign", utm.campaign),
+    ]
+    added = [(key, value) for key, value in wanted if key not in present]
+    if not added:
+        return url
+    joined = f"{parts.query}&{urlencode(added)}" if parts.query else urlencode(added)
+    return urlunsplit(parts._replace(path=parts.path or "/", query=joined))
+
+
+def is_allowed_link(url: str) -> bool:
+    """Email links must be absolute https, or mailto."""
+    scheme = urlsplit(url.strip()).scheme.lower()
+    if scheme == "mailto":
+        return True
+    return scheme == "https" and bool(urlsplit(url.strip()).netloc)
+
+
+def require_https(url: str) -> str:
+    """Pydantic validator for front-matter URLs."""
+    if not is_allowed_link(url) or url.lower().startswith("mailto:"):
+        raise ValueError(f"must be an absolute https:// URL (got {url!r})")
+    return url

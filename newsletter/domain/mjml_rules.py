@@ -1,0 +1,89 @@
+"""MJML validation that mjml-python does not do: unknown `mj-*` tags, disallowed attributes.
+
+The allowed tags and attributes are data (`mjml_components.json`, derived from the MJML
+component sources). Templates are checked before rendering, with Jinja blocks blanked out so
+that line numbers stay those of the template file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_TAG = re.compile(r"<(/?)(mjml|mj-[A-Za-z0-9-]*)((?:\"[^\"]*\"|'[^']*'|[^'\">])*)>")
+_ATTR = re.compile(r"([^\s=/>\"']+)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?")
+
+
+@dataclass(frozen=True)
+class MjmlProblem:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class MjmlSchema:
+    components: dict[str, frozenset[str]]
+    any_attributes: frozenset[str]
+    global_attributes: frozenset[str]
+    unsupported: dict[str, str]
+
+
+@cache
+def schema() -> MjmlSchema:
+    raw = json.loads(
+        resources.files("newsletter.domain").joinpath("mjml_components.json").read_text("utf-8")
+    )
+    components = {
+        name: frozenset(spec.get("attributes", [])) for name, spec in raw["components"].items()
+    }
+    return MjmlSchema(
+        components=components,
+        any_attributes=frozenset(
+            name for name, spec in raw["components"].items() if spec.get("any_attributes")
+        ),
+        global_attributes=frozenset(raw.get("global_attributes", [])),
+        unsupported=dict(raw.get("unsupported", {})),
+    )
+
+
+def blank_jinja(source: str) -> str:
+    """Replace Jinja syntax with spaces, keeping newlines, so positions stay true."""
+    return _JINJA.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
+
+
+def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
+    """Problems in MJML source (or a Jinja template of MJML when `template` is true)."""
+    rules = schema()
+    text = blank_jinja(source) if template else source
+    problems: list[MjmlProblem] = []
+    in_attributes = 0  # inside <mj-attributes>, tags name defaults, not components
+    for match in _TAG.finditer(text):
+        closing, name, rest = match.group(1), match.group(2), match.group(3)
+        line = text.count("\n", 0, match.start()) + 1
+        if closing:
+            if name == "mj-attributes":
+                in_attributes = max(0, in_attributes - 1)
+            continue
+        if name in rules.unsupported:
+            problems.append(MjmlProblem(line, f"<{name}> is not supported: {rules.unsupported[name]}"))
+            continue
+        if name not in rules.components:
+            problems.append(MjmlProblem(line, f"unknown MJML tag <{name}>"))
+            continue
+        if name == "mj-attributes" and not rest.rstrip().endswith("/"):
+            in_attributes += 1
+        if name in rules.any_attributes or (in_attributes and name == "mj-class"):
+            continue
+        allowed = rules.components[name] | rules.global_attributes
+        if in_attributes:
+            allowed = allowed - {"mj-class"}
+        for attr in _ATTR.finditer(rest.rstrip("/")):
+            key = attr.group(1)
+            if key not in allowed:
+                attr_line = line + text.count("\n", match.start(), match.start(3) + attr.start())
+                problems.append(MjmlProblem(attr_line, f"attribute '{key}' is not allowed on <{name}>"))
+    return problems

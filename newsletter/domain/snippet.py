@@ -1,0 +1,88 @@
+"""A snippet: one short article, Markdown with validated front matter."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from newsletter.domain.frontmatter import FrontMatter, parse_front_matter, validate
+from newsletter.domain.links import require_https
+from newsletter.domain.personalize import reject_reserved
+from newsletter.errors import InputError
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+HttpsUrl = Annotated[str, AfterValidator(require_https)]
+Tag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=40)]
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1)
+    url: HttpsUrl
+
+
+class SnippetMeta(BaseModel):
+    """The allowed front matter of a snippet file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    title: str = Field(min_length=1, max_length=120)
+    summary: str = Field(min_length=1)
+    tags: list[Tag] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    reviewed: date
+    image: HttpsUrl | None = None
+    alt: str | None = None
+
+    @model_validator(mode="after")
+    def _image_needs_alt(self) -> SnippetMeta:
+        if self.image and not (self.alt and self.alt.strip()):
+            raise ValueError("alt: an image needs alt text describing it")
+        return self
+
+
+@dataclass(frozen=True)
+class Snippet:
+    id: str
+    file: str
+    meta: SnippetMeta
+    body: str
+    body_line: int
+    front: FrontMatter
+    source_text: str  # the whole file, for pointing findings at lines
+
+    @property
+    def title(self) -> str:
+        return self.meta.title
+
+
+def parse_snippet(snippet_id: str, text: str, file: str) -> Snippet:
+    if not ID_PATTERN.match(snippet_id):
+        raise InputError(
+            f"snippet file name '{snippet_id}' must be lowercase letters, digits and dashes", file
+        )
+    front = parse_front_matter(text, file)
+    meta = validate(SnippetMeta, front)
+    if meta.id is not None and meta.id != snippet_id:
+        raise InputError(
+            f"id '{meta.id}' differs from the file name '{snippet_id}'; the id is the file name",
+            file,
+            front.line_of("id"),
+        )
+    reject_reserved(text, file)
+    return Snippet(
+        id=snippet_id,
+        file=file,
+        meta=meta,
+        body=front.body,
+        body_line=front.body_line,
+        front=front,
+        source_text=text,
+    )

@@ -1,0 +1,1 @@
+"""Infrastructure: settings, workspace discovery, files (later: database, transports)."""

@@ -1,0 +1,1 @@
+"""Services: the operations the entry points call (library, render, build, preview)."""

@@ -1,0 +1,170 @@
+"""Issue -> Jinja2 -> MJML -> HTML (mjml-python), plus the plain-text twin, rendered once."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mjml
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
+from markupsafe import Markup
+
+from newsletter.domain.issue import Issue
+from newsletter.domain.links import Utm, tag_url
+from newsletter.domain.markdown import render_markdown, wrap
+from newsletter.domain.mjml_rules import validate_mjml
+from newsletter.domain.personalize import RenderedIssue, placeholder
+from newsletter.errors import InputError
+from newsletter.infra.files import display_path, read_text
+from newsletter.infra.settings import Settings
+
+HTML_TEMPLATE = "email/issue.mjml.j2"
+TEXT_TEMPLATE = "email/issue.txt.j2"
+
+
+@dataclass(frozen=True)
+class Rendering:
+    mjml: str
+    rendered: RenderedIssue
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is None or not name.endswith(".txt.j2")
+
+
+def _placeholder(name: str, fallback: str = "") -> Markup:
+    return Markup(placeholder(name, fallback))
+
+
+class Renderer:
+    """Holds the Jinja environment; templates are compiled once and reused across renders."""
+
+    def __init__(self, templates_dir: Path, settings: Settings) -> None:
+        self.templates_dir = templates_dir
+        self.settings = settings
+        self.env = Environment(
+            loader=FileSystemLoader(str(templates_dir), encoding="utf-8"),
+            autoescape=_autoescape,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.env.filters["wrap"] = wrap
+        self.env.globals["ph"] = _placeholder
+        self._validated = False
+
+    def template_sources(self) -> list[tuple[str, str]]:
+        """(shown path, text) of every email template, read strictly as UTF-8."""
+        folder = self.templates_dir / "email"
+        if not folder.is_dir():
+            raise InputError("email template folder is missing", display_path(folder))
+        return [(display_path(p), read_text(p)) for p in sorted(folder.glob("*.j2"))]
+
+    def validate_templates(self) -> None:
+        """Reject unknown MJML tags and attributes with template file and line, before mjml."""
+        for shown, text in self.template_sources():
+            if shown.endswith(".mjml.j2"):
+                for problem in validate_mjml(text, template=True):
+                    raise InputError(problem.message, shown, problem.line)
+        self._validated = True
+
+    def render(self, issue: Issue) -> Rendering:
+        if not self._validated:
+            self.validate_templates()
+        context = self._context(issue)
+        source = self._render_template(HTML_TEMPLATE, context)
+        for problem in validate_mjml(source):
+            raise InputError(f"rendered MJML: {problem.message}", self._shown(HTML_TEMPLATE),
+                             None)
+        try:
+            html = mjml.mjml2html(source, disable_comments=True, fonts={})
+        except ValueError as exc:
+            raise InputError(f"MJML could not be rendered: {exc}",
+                             self._shown(HTML_TEMPLATE)) from None
+        text = self._render_template(TEXT_TEMPLATE, context)
+        meta = issue.meta
+        rendered = RenderedIssue.create(
+            slug=issue.slug,
+            subject=meta.subject.strip(),
+            preheader=(meta.preheader or "").strip(),
+            html=html,
+            text=text.strip() + "\n",
+        )
+        return Rendering(mjml=source, rendered=rendered)
+
+    def _context(self, issue: Issue) -> dict[str, Any]:
+        settings = self.settings
+        utm = (
+            Utm(source=settings.utm.source, medium=settings.utm.medium, campaign=issue.slug)
+            if settings.utm.source
+            else None
+        )
+        intro = render_markdown(issue.source.intro, utm)
+        snippets = []
+        for snippet in issue.snippets:
+            body = render_markdown(snippet.body, utm)
+            meta = snippet.meta
+            snippets.append({
+                "id": snippet.id,
+                "title": meta.title,
+                "summary": meta.summary,
+                "tags": meta.tags,
+                "html": Markup(body.html),
+                "text": body.text,
+                "image": meta.image,
+                "alt": meta.alt,
+                "sources": [{"title": s.title, "url": tag_url(s.url, utm)} for s in meta.sources],
+            })
+        day = issue.meta.date
+        return {
+            "newsletter": {
+                "name": settings.name,
+                "from_name": settings.from_name,
+                "postal_address": settings.postal_address,
+                "base_url": settings.base_url,
+                "reply_to": settings.reply_to,
+            },
+            "issue": {
+                "slug": issue.slug,
+                "subject": issue.meta.subject.strip(),
+                "preheader": (issue.meta.preheader or "").strip(),
+                "date": day,
+                "date_text": f"{day.day} {day:%B %Y}",
+                "intro_html": Markup(intro.html),
+                "intro_text": intro.text,
+            },
+            "snippets": snippets,
+        }
+
+    def _shown(self, name: str) -> str:
+        return display_path(self.templates_dir / name)
+
+    def _render_template(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except TemplateSyntaxError as exc:
+            shown = display_path(Path(exc.filename)) if exc.filename else self._shown(name)
+            raise InputError(f"template syntax error: {exc.message}", shown, exc.lineno) from None
+        except TemplateNotFound as exc:
+            raise InputError(f"template not found: {exc.name}", self._shown(name)) from None
+        except TemplateError as exc:
+            file, line = self._template_frame(exc)
+            raise InputError(f"template error: {exc}", file or self._shown(name), line) from None
+
+    def _template_frame(self, exc: BaseException) -> tuple[str | None, int | None]:
+        """Jinja maps template lines into tracebacks; take the innermost template frame."""
+        root = str(self.templates_dir.resolve())
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename and str(Path(frame.filename).resolve()).startswith(root):
+                return display_path(Path(frame.filename)), frame.lineno
+        return None, None

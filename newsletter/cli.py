@@ -94,7 +94,10 @@ def snippets_list(
             for s in snippets
         ])
         return
-    table = Table("id", "title", "tags", "reviewed", "sources", box=None)
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True)  # ids are typed back into issue files: never cut
+    for name in ("title", "tags", "reviewed", "sources"):
+        table.add_column(name)
     for s in snippets:
         table.add_row(s.id, s.meta.title, ", ".join(s.meta.tags), str(s.meta.reviewed),
                       str(len(s.meta.sources)))
@@ -111,7 +114,10 @@ def issues_list(as_json: JsonFlag = False) -> None:
             {"slug": i.slug, "file": i.file, **i.meta.model_dump(mode="json")} for i in issues
         ])
         return
-    table = Table("slug", "date", "status", "snippets", "subject", box=None)
+    table = Table(box=None)
+    table.add_column("slug", no_wrap=True)
+    for name in ("date", "status", "snippets", "subject"):
+        table.add_column(name)
     for i in issues:
         table.add_row(i.slug, str(i.meta.date), i.meta.status, str(len(i.meta.snippets)),
                       i.meta.subject)

@@ -17,18 +17,31 @@ M = TypeVar("M", bound=BaseModel)
 @dataclass(frozen=True)
 class FrontMatter:
     data: dict[str, Any]
-    key_lines: dict[str, int]  # 1-based line of each key in the file
-    item_lines: dict[str, list[int]]  # for list values: the line of each item
+    lines: dict[tuple[str | int, ...], int]  # path of keys and indices -> 1-based file line
     body: str
     body_line: int  # line of the body's first line in the file
     file: str
 
-    def line_of(self, key: str | None, index: int | None = None) -> int:
-        if key is None:
-            return 1
-        if index is not None and index < len(self.item_lines.get(key, [])):
-            return self.item_lines[key][index]
-        return self.key_lines.get(key, 1)
+    def line_of(self, *path: str | int) -> int:
+        """Line of the deepest known part of `path`, e.g. ("sources", 0, "url")."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return 1
+
+
+def _node_lines(
+    node: yaml.Node, prefix: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
+) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, str(key_node.value))
+            out.setdefault(path, key_node.start_mark.line + 2)
+            _node_lines(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            out[(*prefix, index)] = item.start_mark.line + 2
+            _node_lines(item, (*prefix, index), out)
 
 
 def parse_front_matter(text: str, file: str) -> FrontMatter:
@@ -46,29 +59,29 @@ def parse_front_matter(text: str, file: str) -> FrontMatter:
         node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(yaml_text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # An unclosed construct is noticed lines later; point at where it started.
+        mark = exc.context_mark or exc.problem_mark
         line = mark.line + 2 if mark else 1
-        raise InputError(f"invalid YAML: {exc.problem or exc.context}", file, line) from None
+        found = f" (noticed on line {exc.problem_mark.line + 2})" if exc.context_mark and \
+            exc.problem_mark and exc.problem_mark.line != exc.context_mark.line else ""
+        raise InputError(f"invalid YAML: {exc.problem or exc.context}{found}", file, line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", file, 1) from None
     if node is None:
         node, data = yaml.MappingNode("tag:yaml.org,2002:map", []), {}
     if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
         raise InputError("front matter must be a mapping of 'key: value' lines", file, 2)
-    key_lines: dict[str, int] = {}
-    item_lines: dict[str, list[int]] = {}
-    for key_node, value_node in node.value:
-        key = str(key_node.value)
-        line = key_node.start_mark.line + 2
-        if key in key_lines:
-            raise InputError(f"duplicate key '{key}' (first on line {key_lines[key]})", file, line)
-        key_lines[key] = line
-        if isinstance(value_node, yaml.SequenceNode):
-            item_lines[key] = [item.start_mark.line + 2 for item in value_node.value]
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        key, line = str(key_node.value), key_node.start_mark.line + 2
+        if key in seen:
+            raise InputError(f"duplicate key '{key}' (first on line {seen[key]})", file, line)
+        seen[key] = line
+    positions: dict[tuple[str | int, ...], int] = {}
+    _node_lines(node, (), positions)
     return FrontMatter(
         data=data,
-        key_lines=key_lines,
-        item_lines=item_lines,
+        lines=positions,
         body="\n".join(lines[end + 1 :]),
         body_line=end + 2,
         file=file,
@@ -81,9 +94,7 @@ def validate(model: type[M], front: FrontMatter, **extra: Any) -> M:
         return model.model_validate({**front.data, **extra})
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = error["loc"]
-        key = str(loc[0]) if loc else None
-        index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        loc = tuple(error["loc"])
         where = ".".join(str(p) for p in loc) or "front matter"
         if error["type"] == "missing":
             allowed = ", ".join(model.model_fields)
@@ -93,7 +104,7 @@ def validate(model: type[M], front: FrontMatter, **extra: Any) -> M:
         if error["type"] == "extra_forbidden":
             allowed = ", ".join(model.model_fields)
             raise InputError(
-                f"unknown field '{where}' (allowed: {allowed})", front.file, front.line_of(key)
+                f"unknown field '{where}' (allowed: {allowed})", front.file, front.line_of(*loc)
             ) from None
         message = error["msg"].removeprefix("Value error, ")
-        raise InputError(f"{where}: {message}", front.file, front.line_of(key, index)) from None
+        raise InputError(f"{where}: {message}", front.file, front.line_of(*loc)) from None

@@ -103,11 +103,15 @@ def has_errors(findings: Iterable[Finding]) -> bool:
 
 
 def _locate(needle: str, files: list[tuple[str, str]]) -> tuple[str | None, int | None]:
-    """The first file and line holding `needle`, so a finding in the output points at a source."""
-    for name, text in files:
-        position = text.find(needle)
-        if position >= 0:
-            return name, text.count("\n", 0, position) + 1
+    """The first file and line holding `needle`, so a finding in the output points at a source.
+
+    A link may have gained UTM parameters since; then its part before the query is looked for.
+    """
+    for candidate in dict.fromkeys((needle, needle.split("?")[0])):
+        for name, text in files:
+            position = text.find(candidate)
+            if position >= 0:
+                return name, text.count("\n", 0, position) + 1
     return None, None
 
 

@@ -20,7 +20,8 @@ from newsletter.errors import InputError
 OPEN = "\u27e6"  # ⟦
 CLOSE = "\u27e7"  # ⟧
 FIELDS = ("unsubscribe_url", "preferences_url", "first_name", "email")
-PLACEHOLDER = re.compile(f"{OPEN}([a-z_]+)(?:\\|([^{OPEN}{CLOSE}]*))?{CLOSE}")
+# Only known names are placeholders; anything else between the brackets stays, and is caught.
+PLACEHOLDER = re.compile(f"{OPEN}({'|'.join(FIELDS)})(?:\\|([^{OPEN}{CLOSE}]*))?{CLOSE}")
 
 
 def placeholder(name: str, fallback: str = "") -> str:

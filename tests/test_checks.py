@@ -1,0 +1,172 @@
+"""Pre-flight checks through `newsletter check --json`: errors exit 1, warnings inform."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from newsletter.errors import ExitStatus
+
+SNIPPET = "how-microneedling-works"
+
+
+@pytest.fixture
+def check(cli):
+    def run_check(issue: str = "t"):
+        result = cli("check", issue, "--json")
+        assert result.code in (ExitStatus.OK, ExitStatus.CHECKS_FAILED), result.err
+        report = json.loads(result.out)
+        assert (result.code == ExitStatus.CHECKS_FAILED) == (report["errors"] > 0)
+        return {f["code"]: f for f in report["findings"]}
+
+    return run_check
+
+
+def edit_template(sample, name: str, old: str, new: str) -> int:
+    """Replace text in a template; return the line of the replacement."""
+    path = sample.root / "templates" / "email" / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    return text[: text.index(new)].count("\n") + 1 if new else 0
+
+
+def test_clean_issue_has_no_findings(sample, check):
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    assert check() == {}
+
+
+def test_html_over_gmail_clip_is_an_error(sample, check, monkeypatch):
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    monkeypatch.setenv("NEWSLETTER_CHECKS__HTML_MAX_KB", "10")
+    monkeypatch.setenv("NEWSLETTER_CHECKS__HTML_WARN_KB", "5")
+    finding = check()["html-too-large"]
+    assert finding["severity"] == "error"
+    assert "Gmail clips above 10 KB" in finding["message"]
+
+
+def test_html_close_to_clip_is_a_warning(sample, check, monkeypatch):
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    monkeypatch.setenv("NEWSLETTER_CHECKS__HTML_WARN_KB", "5")
+    assert check()["html-large"]["severity"] == "warning"
+
+
+def test_missing_unsubscribe_link_is_an_error(sample, check):
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    edit_template(sample, "footer.mjml.j2", """<a href="{{ ph('unsubscribe_url') }}">Unsubscribe</a>""",
+                  "")
+    assert check()["unsubscribe-missing"]["severity"] == "error"
+
+
+def test_missing_postal_address_is_an_error(sample, check):
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    edit_template(sample, "footer.mjml.j2", "<p>{{ newsletter.postal_address }}</p>", "")
+    assert check()["postal-address-missing"]["severity"] == "error"
+
+
+def test_image_without_alt_points_at_template_line(sample, check):
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    line = edit_template(sample, "footer.mjml.j2", "      <mj-column>\n",
+                         '      <mj-column>\n        <mj-image src="https://example.org/logo.png" />\n')
+    finding = check()["image-no-alt"]
+    assert finding["severity"] == "error"
+    assert finding["file"].endswith("templates/email/footer.mjml.j2")
+    assert finding["line"] == line + 1
+
+
+@pytest.mark.parametrize("href", ["http://example.org/page", "/relative/page", "ftp://example.org/file"])
+def test_link_that_is_not_https_points_at_snippet_line(sample, check, href):
+    sample.snippet("a", body=f"First line.\n\nSee [this page]({href}).")
+    sample.issue("t", ["a"])
+    finding = check()["link-not-https"]
+    assert finding["severity"] == "error"
+    assert finding["file"] == "issues/snippets/a.md"
+    assert finding["line"] == 12
+
+
+def test_mailto_links_are_allowed(sample, check):
+    sample.snippet("a", body="Write to [the editors](mailto:editors@example.com).")
+    sample.issue("t", ["a"])
+    assert "link-not-https" not in check()
+
+
+@pytest.mark.parametrize("marker", ["TK", "TODO", "{{ name }}"])
+def test_editing_marker_left_in_content(sample, check, marker):
+    sample.snippet("a", body=f"Intro.\n\nThe study had {marker} participants.")
+    sample.issue("t", ["a"])
+    finding = check()["marker-left"]
+    assert finding["severity"] == "error"
+    assert (finding["file"], finding["line"]) == ("issues/snippets/a.md", 12)
+
+
+def test_lowercase_words_are_not_markers(sample, check):
+    sample.snippet("a", body="A todo list and a tk-style name are fine.")
+    sample.issue("t", ["a"])
+    assert "marker-left" not in check()
+
+
+def test_unknown_placeholder_left_in_output(sample, check):
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    edit_template(sample, "footer.mjml.j2", "<p>{{ newsletter.postal_address }}</p>",
+                  "<p>{{ newsletter.postal_address }} ⟦nickname⟧</p>")
+    assert check()["placeholder-left"]["severity"] == "error"
+
+
+def test_snippet_used_twice(sample, check):
+    sample.snippet("a")
+    sample.snippet("b")
+    sample.issue("t", ["a", "b", "a"])
+    finding = check()["snippet-duplicate"]
+    assert finding["severity"] == "error"
+    assert (finding["file"], finding["line"]) == ("issues/t.md", 9)
+
+
+def test_snippet_without_sources_warns(sample, check):
+    sample.snippet("a", sources=None)
+    sample.issue("t", ["a"])
+    finding = check()["snippet-no-sources"]
+    assert finding["severity"] == "warning"
+    assert finding["file"] == "issues/snippets/a.md"
+
+
+def test_stale_review_warns_with_line(sample, check, monkeypatch):
+    sample.snippet("a", reviewed="2020-01-01")
+    sample.issue("t", ["a"])
+    finding = check()["snippet-stale"]
+    assert (finding["severity"], finding["line"]) == ("warning", 5)
+    monkeypatch.setenv("NEWSLETTER_CHECKS__REVIEW_MAX_AGE_DAYS", "100000")
+    assert "snippet-stale" not in check()
+
+
+def test_long_subject_warns_and_empty_subject_is_an_error(sample, check):
+    sample.snippet("a")
+    sample.issue("t", ["a"], subject="x" * 79)
+    assert check()["subject-long"]["severity"] == "warning"
+    sample.issue("t", ["a"], subject='""')
+    assert check()["subject-empty"]["severity"] == "error"
+
+
+def test_missing_preheader_and_draft_status_warn(sample, check):
+    sample.snippet("a")
+    sample.issue("t", ["a"], preheader=None, status="draft")
+    findings = check()
+    assert findings["preheader-missing"]["severity"] == "warning"
+    assert findings["issue-draft"]["severity"] == "warning"
+
+
+def test_check_errors_exit_1_and_print_each_finding(sample, cli):
+    sample.snippet("a", body="TK")
+    sample.issue("t", ["a", "a"])
+    result = cli("check", "t")
+    assert result.code == ExitStatus.CHECKS_FAILED
+    assert "error issues/snippets/a.md:10: editing marker 'TK' left in the text" in result.out
+    assert "error issues/t.md:8: snippet 'a' is used more than once" in result.out

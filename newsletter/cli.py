@@ -17,7 +17,7 @@ from rich.text import Text
 
 from newsletter import __version__
 from newsletter.domain.checks import Finding, Severity
-from newsletter.errors import ExitStatus, InputError, NewsletterError
+from newsletter.errors import ExitStatus, NewsletterError
 from newsletter.infra.workspace import Workspace, open_workspace
 from newsletter.services.build import Build, Builder, default_out_dir, write_build
 from newsletter.services.library import Library
@@ -61,8 +61,13 @@ def _version(value: bool) -> None:
 def _main(
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", help="Workspace folder (default: found upwards from "
-                     "the current folder, or NEWSLETTER_WORKSPACE).", file_okay=False),
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder (default: found upwards from "
+            "the current folder, or NEWSLETTER_WORKSPACE).",
+            file_okay=False,
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[
@@ -83,24 +88,33 @@ def _print_json(data: Any) -> None:
 
 @snippets_app.command("list", epilog="Example: newsletter snippets list --tag evidence")
 def snippets_list(
-    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only snippets with this tag.")] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", "-t", help="Only snippets with this tag.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List the snippets in the library."""
     snippets = Library(_workspace()).snippets(tag)
     if as_json:
-        _print_json([
-            {"id": s.id, "file": s.file, **s.meta.model_dump(mode="json", exclude={"id"})}
-            for s in snippets
-        ])
+        _print_json(
+            [
+                {"id": s.id, "file": s.file, **s.meta.model_dump(mode="json", exclude={"id"})}
+                for s in snippets
+            ]
+        )
         return
     table = Table(box=None)
     table.add_column("id", no_wrap=True)  # ids are typed back into issue files: never cut
     for name in ("title", "tags", "reviewed", "sources"):
         table.add_column(name)
     for s in snippets:
-        table.add_row(s.id, s.meta.title, ", ".join(s.meta.tags), str(s.meta.reviewed),
-                      str(len(s.meta.sources)))
+        table.add_row(
+            s.id,
+            s.meta.title,
+            ", ".join(s.meta.tags),
+            str(s.meta.reviewed),
+            str(len(s.meta.sources)),
+        )
     out.print(table)
     out.print(f"{len(snippets)} snippet(s)")
 
@@ -110,17 +124,18 @@ def issues_list(as_json: JsonFlag = False) -> None:
     """List the issue files."""
     issues = Library(_workspace()).issues()
     if as_json:
-        _print_json([
-            {"slug": i.slug, "file": i.file, **i.meta.model_dump(mode="json")} for i in issues
-        ])
+        _print_json(
+            [{"slug": i.slug, "file": i.file, **i.meta.model_dump(mode="json")} for i in issues]
+        )
         return
     table = Table(box=None)
     table.add_column("slug", no_wrap=True)
     for name in ("date", "status", "snippets", "subject"):
         table.add_column(name)
     for i in issues:
-        table.add_row(i.slug, str(i.meta.date), i.meta.status, str(len(i.meta.snippets)),
-                      i.meta.subject)
+        table.add_row(
+            i.slug, str(i.meta.date), i.meta.status, str(len(i.meta.snippets)), i.meta.subject
+        )
     out.print(table)
     out.print(f"{len(issues)} issue(s)")
 
@@ -129,7 +144,9 @@ def _show_findings(findings: list[Finding]) -> None:
     for f in findings:
         style = "red" if f.severity == Severity.ERROR else "yellow"
         where = f"{f.where}: " if f.where else ""
-        out.print(f"[{style}]{f.severity}[/{style}] {escape(where + f.message)} [dim]({f.code})[/dim]")
+        out.print(
+            f"[{style}]{f.severity}[/{style}] {escape(where + f.message)} [dim]({f.code})[/dim]"
+        )
     errors = sum(f.severity == Severity.ERROR for f in findings)
     warnings = len(findings) - errors
     out.print(f"{errors} error(s), {warnings} warning(s)")
@@ -168,8 +185,12 @@ def check(issue: IssueArg, as_json: JsonFlag = False) -> None:
 @app.command(epilog="Example: newsletter build 2026-12-welcome --out /tmp/welcome")
 def build(
     issue: IssueArg,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder "
-                       "(default: STATE/build/SLUG).", file_okay=False)] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output folder (default: STATE/build/SLUG).", file_okay=False
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Build index.html, index.txt and issue.mjml, and run the checks (exit 1 on errors)."""
@@ -189,8 +210,12 @@ def build(
 def preview(
     issue: IssueArg,
     open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
-    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Preview file "
-                        "(default: STATE/preview/SLUG.html).", dir_okay=False)] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Preview file (default: STATE/preview/SLUG.html).", dir_okay=False
+        ),
+    ] = None,
 ) -> None:
     """Write a preview page: desktop and 375 px mobile side by side, and the text version."""
     workspace = _workspace()
@@ -218,8 +243,7 @@ def run(argv: list[str]) -> int:
     except Exception as exc:
         if _options.debug:
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
-                  markup=False)
+        err.print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", markup=False)
         return int(ExitStatus.INTERNAL_ERROR)
     return int(ExitStatus.OK)
 

@@ -71,8 +71,9 @@ def sample(tmp_path: Path) -> Sample:
 
 
 @pytest.fixture
-def cli(sample: Sample, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-        ) -> Callable[..., Result]:
+def cli(
+    sample: Sample, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
     """Run `newsletter --workspace SAMPLE ARGS...` in-process and capture what it printed."""
     monkeypatch.delenv("NEWSLETTER_WORKSPACE", raising=False)
     monkeypatch.chdir(sample.root)

@@ -41,14 +41,16 @@ def test_broken_yaml(sample, build):
 
 def test_missing_required_field(sample, build):
     sample.snippet(FIRST_SNIPPET, title=None)
-    assert_one_line_error(build(), f"issues/snippets/{FIRST_SNIPPET}.md:1",
-                          "missing required field 'title'")
+    assert_one_line_error(
+        build(), f"issues/snippets/{FIRST_SNIPPET}.md:1", "missing required field 'title'"
+    )
 
 
 def test_unknown_field_names_its_line(sample, build):
     sample.snippet(FIRST_SNIPPET, author="Somebody")
-    assert_one_line_error(build(), f"issues/snippets/{FIRST_SNIPPET}.md:9",
-                          "unknown field 'author'")
+    assert_one_line_error(
+        build(), f"issues/snippets/{FIRST_SNIPPET}.md:9", "unknown field 'author'"
+    )
 
 
 def test_unknown_field_in_issue(sample, build):
@@ -73,9 +75,11 @@ def test_image_needs_alt(sample, build):
 
 def test_unknown_snippet_suggests_closest(sample, build):
     sample.issue("typo", ["how-microneedling-work", "collagen-and-elastin"])
-    assert_one_line_error(build("typo"), "issues/typo.md:7",
-                          "unknown snippet 'how-microneedling-work'; did you mean "
-                          "how-microneedling-works")
+    assert_one_line_error(
+        build("typo"),
+        "issues/typo.md:7",
+        "unknown snippet 'how-microneedling-work'; did you mean how-microneedling-works",
+    )
 
 
 def test_unknown_snippet_is_an_input_error_for_check_too(sample, cli):
@@ -99,7 +103,8 @@ def test_jinja_syntax_error(sample, build):
 def test_undefined_template_variable_names_template_line(sample, build):
     template = sample.root / "templates/email/footer.mjml.j2"
     text = template.read_text(encoding="utf-8").replace(
-        "{{ newsletter.postal_address }}", "{{ newsletter.postal_adress }}")
+        "{{ newsletter.postal_address }}", "{{ newsletter.postal_adress }}"
+    )
     template.write_text(text, encoding="utf-8")
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "postal_adress" in row)
     assert_one_line_error(build(), f"templates/email/footer.mjml.j2:{line}", "postal_adress")
@@ -108,26 +113,34 @@ def test_undefined_template_variable_names_template_line(sample, build):
 def test_unknown_mjml_tag(sample, build):
     template = sample.root / "templates/email/footer.mjml.j2"
     text = template.read_text(encoding="utf-8").replace(
-        "      <mj-column>", "      <mj-column>\n        <mj-foo>hi</mj-foo>", 1)
+        "      <mj-column>", "      <mj-column>\n        <mj-foo>hi</mj-foo>", 1
+    )
     template.write_text(text, encoding="utf-8")
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "mj-foo" in row)
-    assert_one_line_error(build(), f"templates/email/footer.mjml.j2:{line}",
-                          "unknown MJML tag <mj-foo>")
+    assert_one_line_error(
+        build(), f"templates/email/footer.mjml.j2:{line}", "unknown MJML tag <mj-foo>"
+    )
 
 
 def test_attribute_not_allowed_on_tag(sample, build):
     template = sample.root / "templates/email/issue.mjml.j2"
     text = template.read_text(encoding="utf-8").replace(
-        '<mj-column width="60%">', '<mj-column width="60%"\n        bogus="1">', 1)
+        '<mj-column width="60%">', '<mj-column width="60%"\n        bogus="1">', 1
+    )
     template.write_text(text, encoding="utf-8")
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "bogus" in row)
-    assert_one_line_error(build(), f"templates/email/issue.mjml.j2:{line}",
-                          "attribute 'bogus' is not allowed on <mj-column>")
+    assert_one_line_error(
+        build(),
+        f"templates/email/issue.mjml.j2:{line}",
+        "attribute 'bogus' is not allowed on <mj-column>",
+    )
 
 
 def test_non_utf8_snippet(sample, build):
-    sample.write(f"issues/snippets/{FIRST_SNIPPET}.md",
-                 b"---\ntitle: Caf\xe9\nsummary: s\nreviewed: 2026-01-01\n---\nbody\n")
+    sample.write(
+        f"issues/snippets/{FIRST_SNIPPET}.md",
+        b"---\ntitle: Caf\xe9\nsummary: s\nreviewed: 2026-01-01\n---\nbody\n",
+    )
     assert_one_line_error(build(), f"issues/snippets/{FIRST_SNIPPET}.md:2", "not valid UTF-8")
 
 

@@ -59,8 +59,9 @@ def test_html_close_to_clip_is_a_warning(sample, check, monkeypatch):
 def test_missing_unsubscribe_link_is_an_error(sample, check):
     sample.snippet("a")
     sample.issue("t", ["a"])
-    edit_template(sample, "footer.mjml.j2", """<a href="{{ ph('unsubscribe_url') }}">Unsubscribe</a>""",
-                  "")
+    edit_template(
+        sample, "footer.mjml.j2", """<a href="{{ ph('unsubscribe_url') }}">Unsubscribe</a>""", ""
+    )
     assert check()["unsubscribe-missing"]["severity"] == "error"
 
 
@@ -74,15 +75,21 @@ def test_missing_postal_address_is_an_error(sample, check):
 def test_image_without_alt_points_at_template_line(sample, check):
     sample.snippet("a")
     sample.issue("t", ["a"])
-    line = edit_template(sample, "footer.mjml.j2", "      <mj-column>\n",
-                         '      <mj-column>\n        <mj-image src="https://example.org/logo.png" />\n')
+    line = edit_template(
+        sample,
+        "footer.mjml.j2",
+        "      <mj-column>\n",
+        '      <mj-column>\n        <mj-image src="https://example.org/logo.png" />\n',
+    )
     finding = check()["image-no-alt"]
     assert finding["severity"] == "error"
     assert finding["file"].endswith("templates/email/footer.mjml.j2")
     assert finding["line"] == line + 1
 
 
-@pytest.mark.parametrize("href", ["http://example.org/page", "/relative/page", "ftp://example.org/file"])
+@pytest.mark.parametrize(
+    "href", ["http://example.org/page", "/relative/page", "ftp://example.org/file"]
+)
 def test_link_that_is_not_https_points_at_snippet_line(sample, check, href):
     sample.snippet("a", body=f"First line.\n\nSee [this page]({href}).")
     sample.issue("t", ["a"])
@@ -116,8 +123,12 @@ def test_lowercase_words_are_not_markers(sample, check):
 def test_unknown_placeholder_left_in_output(sample, check):
     sample.snippet("a")
     sample.issue("t", ["a"])
-    edit_template(sample, "footer.mjml.j2", "<p>{{ newsletter.postal_address }}</p>",
-                  "<p>{{ newsletter.postal_address }} ⟦nickname⟧</p>")
+    edit_template(
+        sample,
+        "footer.mjml.j2",
+        "<p>{{ newsletter.postal_address }}</p>",
+        "<p>{{ newsletter.postal_address }} ⟦nickname⟧</p>",
+    )
     assert check()["placeholder-left"]["severity"] == "error"
 
 

@@ -101,8 +101,7 @@ def test_usage_error_exits_2(cli):
 
 
 def test_help_on_every_command_shows_an_example(cli):
-    for command in (["snippets", "list"], ["issues", "list"], ["build"], ["check"],
-                    ["preview"]):
+    for command in (["snippets", "list"], ["issues", "list"], ["build"], ["check"], ["preview"]):
         result = cli(*command, "--help")
         assert result.code == 0
         assert "Example: newsletter" in result.out
@@ -141,7 +140,12 @@ def test_console_script_errors_without_traceback_unless_debug(sample):
     assert plain.stderr.count("\n") == 1
     assert "Traceback" not in plain.stderr
     assert f"{bad.relative_to(sample.root)}:2: invalid YAML" in plain.stderr
-    debug = subprocess.run([*command[:3], "--debug", *command[3:]], capture_output=True,
-                           text=True, env=env, cwd=sample.root)
+    debug = subprocess.run(
+        [*command[:3], "--debug", *command[3:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=sample.root,
+    )
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr

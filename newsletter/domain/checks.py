@@ -120,24 +120,56 @@ def _check_meta(issue: Issue, limits: CheckLimits) -> list[Finding]:
     out: list[Finding] = []
     subject = meta.subject.strip()
     if not subject:
-        out.append(Finding(Severity.ERROR, "subject-empty", "subject is empty", source.file,
-                           source.front.line_of("subject")))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "subject-empty",
+                "subject is empty",
+                source.file,
+                source.front.line_of("subject"),
+            )
+        )
     elif len(subject) > limits.subject_max_chars:
-        out.append(Finding(
-            Severity.WARNING, "subject-long",
-            f"subject is {len(subject)} characters; over {limits.subject_max_chars} it may be cut",
-            source.file, source.front.line_of("subject"),
-        ))
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "subject-long",
+                f"subject is {len(subject)} characters; "
+                f"over {limits.subject_max_chars} it may be cut",
+                source.file,
+                source.front.line_of("subject"),
+            )
+        )
     if not (meta.preheader or "").strip():
-        out.append(Finding(Severity.WARNING, "preheader-missing",
-                           "no preheader: inboxes will show the first body text instead",
-                           source.file, 1))
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "preheader-missing",
+                "no preheader: inboxes will show the first body text instead",
+                source.file,
+                1,
+            )
+        )
     if meta.status == "draft":
-        out.append(Finding(Severity.WARNING, "issue-draft", "issue is marked draft",
-                           source.file, source.front.line_of("status")))
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "issue-draft",
+                "issue is marked draft",
+                source.file,
+                source.front.line_of("status"),
+            )
+        )
     for snippet_id, line in issue.duplicates:
-        out.append(Finding(Severity.ERROR, "snippet-duplicate",
-                           f"snippet '{snippet_id}' is used more than once", source.file, line))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "snippet-duplicate",
+                f"snippet '{snippet_id}' is used more than once",
+                source.file,
+                line,
+            )
+        )
     return out
 
 
@@ -146,16 +178,27 @@ def _check_snippets(issue: Issue, today: date, limits: CheckLimits) -> list[Find
     for snippet in issue.snippets:
         meta = snippet.meta
         if not meta.sources:
-            out.append(Finding(Severity.WARNING, "snippet-no-sources",
-                               f"snippet '{snippet.id}' cites no sources", snippet.file, 1))
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    "snippet-no-sources",
+                    f"snippet '{snippet.id}' cites no sources",
+                    snippet.file,
+                    1,
+                )
+            )
         age = (today - meta.reviewed).days
         if age > limits.review_max_age_days:
-            out.append(Finding(
-                Severity.WARNING, "snippet-stale",
-                f"snippet '{snippet.id}' was last reviewed {age} days ago "
-                f"(limit {limits.review_max_age_days})",
-                snippet.file, snippet.front.line_of("reviewed"),
-            ))
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    "snippet-stale",
+                    f"snippet '{snippet.id}' was last reviewed {age} days ago "
+                    f"(limit {limits.review_max_age_days})",
+                    snippet.file,
+                    snippet.front.line_of("reviewed"),
+                )
+            )
     return out
 
 
@@ -163,12 +206,22 @@ def _check_size(probe: PersonalizedMessage, limits: CheckLimits) -> list[Finding
     size = len(probe.html.encode("utf-8"))
     kb = f"{size / 1024:.1f} KB"
     if size > limits.html_max_bytes:
-        return [Finding(Severity.ERROR, "html-too-large",
-                        f"HTML is {kb}; Gmail clips above {limits.html_max_bytes // 1024} KB, "
-                        "hiding the footer and its unsubscribe link")]
+        return [
+            Finding(
+                Severity.ERROR,
+                "html-too-large",
+                f"HTML is {kb}; Gmail clips above {limits.html_max_bytes // 1024} KB, "
+                "hiding the footer and its unsubscribe link",
+            )
+        ]
     if size > limits.html_warn_bytes:
-        return [Finding(Severity.WARNING, "html-large",
-                        f"HTML is {kb}, close to Gmail's {limits.html_max_bytes // 1024} KB clip")]
+        return [
+            Finding(
+                Severity.WARNING,
+                "html-large",
+                f"HTML is {kb}, close to Gmail's {limits.html_max_bytes // 1024} KB clip",
+            )
+        ]
     return []
 
 
@@ -178,14 +231,24 @@ def _check_footer(
     out: list[Finding] = []
     unsubscribe = placeholder("unsubscribe_url")
     if f'href="{unsubscribe}"' not in rendered.html or unsubscribe not in rendered.text:
-        out.append(Finding(Severity.ERROR, "unsubscribe-missing",
-                           "no unsubscribe link in the HTML and text body"))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "unsubscribe-missing",
+                "no unsubscribe link in the HTML and text body",
+            )
+        )
     if f'href="{placeholder("preferences_url")}"' not in rendered.html:
         out.append(Finding(Severity.WARNING, "preferences-missing", "no preferences link"))
     address = postal_address.strip()
     if not address or html.escape(address) not in probe.html or address not in probe.text:
-        out.append(Finding(Severity.ERROR, "postal-address-missing",
-                           "the postal address is missing from the footer (CAN-SPAM)"))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "postal-address-missing",
+                "the postal address is missing from the footer (CAN-SPAM)",
+            )
+        )
     return out
 
 
@@ -196,20 +259,36 @@ def _check_html(probe: PersonalizedMessage, files: list[tuple[str, str]]) -> lis
     for href in dict.fromkeys(parser.links):
         if not is_allowed_link(href):
             file, line = _locate(href, files)
-            out.append(Finding(Severity.ERROR, "link-not-https",
-                               f"link {href!r} is not an absolute https:// or mailto: URL",
-                               file, line))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    "link-not-https",
+                    f"link {href!r} is not an absolute https:// or mailto: URL",
+                    file,
+                    line,
+                )
+            )
     for image in parser.images:
         if not (image.get("alt") or "").strip():
             src = str(image.get("src") or "")
             file, line = _locate(src, files) if src else (None, None)
-            out.append(Finding(Severity.ERROR, "image-no-alt",
-                               f"image {src!r} has no alt text", file, line))
+            out.append(
+                Finding(
+                    Severity.ERROR, "image-no-alt", f"image {src!r} has no alt text", file, line
+                )
+            )
         src = str(image.get("src") or "")
         if src and not src.startswith("https://"):
             file, line = _locate(src, files)
-            out.append(Finding(Severity.ERROR, "image-not-https",
-                               f"image {src!r} is not an absolute https:// URL", file, line))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    "image-not-https",
+                    f"image {src!r} is not an absolute https:// URL",
+                    file,
+                    line,
+                )
+            )
     return out
 
 
@@ -217,8 +296,13 @@ def _check_leftovers(probe: PersonalizedMessage, files: list[tuple[str, str]]) -
     out: list[Finding] = []
     for label, body in (("HTML", probe.html), ("text", probe.text)):
         if OPEN in body or CLOSE in body:
-            out.append(Finding(Severity.ERROR, "placeholder-left",
-                               f"an unfilled placeholder is left in the {label} output"))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    "placeholder-left",
+                    f"an unfilled placeholder is left in the {label} output",
+                )
+            )
     seen: set[str] = set()
     for match in _LEFTOVERS.finditer(probe.text):
         marker = match.group(0)
@@ -226,8 +310,15 @@ def _check_leftovers(probe: PersonalizedMessage, files: list[tuple[str, str]]) -
             continue
         seen.add(marker.lower())
         file, line = _locate_marker(marker, files)
-        out.append(Finding(Severity.ERROR, "marker-left",
-                           f"editing marker {marker!r} left in the text", file, line))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "marker-left",
+                f"editing marker {marker!r} left in the text",
+                file,
+                line,
+            )
+        )
     return out
 
 

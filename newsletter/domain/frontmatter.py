@@ -62,8 +62,13 @@ def parse_front_matter(text: str, file: str) -> FrontMatter:
         # An unclosed construct is noticed lines later; point at where it started.
         mark = exc.context_mark or exc.problem_mark
         line = mark.line + 2 if mark else 1
-        found = f" (noticed on line {exc.problem_mark.line + 2})" if exc.context_mark and \
-            exc.problem_mark and exc.problem_mark.line != exc.context_mark.line else ""
+        found = (
+            f" (noticed on line {exc.problem_mark.line + 2})"
+            if exc.context_mark
+            and exc.problem_mark
+            and exc.problem_mark.line != exc.context_mark.line
+            else ""
+        )
         raise InputError(f"invalid YAML: {exc.problem or exc.context}{found}", file, line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", file, 1) from None

@@ -55,7 +55,9 @@ class Issue:
 
 def parse_issue(slug: str, text: str, file: str) -> IssueFile:
     if not ID_PATTERN.match(slug):
-        raise InputError(f"issue file name '{slug}' must be lowercase letters, digits and dashes", file)
+        raise InputError(
+            f"issue file name '{slug}' must be lowercase letters, digits and dashes", file
+        )
     front = parse_front_matter(text, file)
     meta = validate(IssueMeta, front)
     reject_reserved(text, file)

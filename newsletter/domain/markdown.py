@@ -27,7 +27,9 @@ class RenderedMarkdown:
     text: str
 
 
-def render_markdown(source: str, utm: Utm | None = None, width: int = TEXT_WIDTH) -> RenderedMarkdown:
+def render_markdown(
+    source: str, utm: Utm | None = None, width: int = TEXT_WIDTH
+) -> RenderedMarkdown:
     tokens = _md.parse(source)
     for token in _walk(tokens):
         if token.type == "link_open":

@@ -69,7 +69,9 @@ def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
                 in_attributes = max(0, in_attributes - 1)
             continue
         if name in rules.unsupported:
-            problems.append(MjmlProblem(line, f"<{name}> is not supported: {rules.unsupported[name]}"))
+            problems.append(
+                MjmlProblem(line, f"<{name}> is not supported: {rules.unsupported[name]}")
+            )
             continue
         if name not in rules.components:
             problems.append(MjmlProblem(line, f"unknown MJML tag <{name}>"))
@@ -85,5 +87,7 @@ def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
             key = attr.group(1)
             if key not in allowed:
                 attr_line = line + text.count("\n", match.start(), match.start(3) + attr.start())
-                problems.append(MjmlProblem(attr_line, f"attribute '{key}' is not allowed on <{name}>"))
+                problems.append(
+                    MjmlProblem(attr_line, f"attribute '{key}' is not allowed on <{name}>")
+                )
     return problems

@@ -135,7 +135,9 @@ class Secrets(BaseModel):
         keys = [k.strip() for k in env.get("NEWSLETTER_SECRET_KEY", "").split(",") if k.strip()]
         return cls(
             secret_keys=[SecretStr(k) for k in keys],
-            sendgrid_api_key=SecretStr(env["SENDGRID_API_KEY"]) if env.get("SENDGRID_API_KEY") else None,
+            sendgrid_api_key=SecretStr(env["SENDGRID_API_KEY"])
+            if env.get("SENDGRID_API_KEY")
+            else None,
         )
 
 

@@ -43,8 +43,9 @@ class Workspace:
 
 def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:
     """`--workspace`, else NEWSLETTER_WORKSPACE, else the nearest folder upwards with the file."""
-    chosen = explicit or (Path(os.environ["NEWSLETTER_WORKSPACE"]) if os.environ.get(
-        "NEWSLETTER_WORKSPACE") else None)
+    chosen = explicit or (
+        Path(os.environ["NEWSLETTER_WORKSPACE"]) if os.environ.get("NEWSLETTER_WORKSPACE") else None
+    )
     if chosen is not None:
         if not (chosen / CONFIG_FILE).is_file():
             raise InputError(f"no {CONFIG_FILE} in workspace {chosen}")

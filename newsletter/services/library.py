@@ -45,8 +45,9 @@ class Library:
         path = self.workspace.issues_dir / f"{ref}.md"
         if not path.is_file():
             known = ", ".join(p.stem for p in self.issue_paths()) or "none"
-            raise InputError(f"no issue '{ref}' in {display_path(self.workspace.issues_dir)} "
-                             f"(known: {known})")
+            raise InputError(
+                f"no issue '{ref}' in {display_path(self.workspace.issues_dir)} (known: {known})"
+            )
         return path
 
     def load_issue(self, ref: str) -> IssueFile:

@@ -84,13 +84,13 @@ class Renderer:
         context = self._context(issue)
         source = self._render_template(HTML_TEMPLATE, context)
         for problem in validate_mjml(source):
-            raise InputError(f"rendered MJML: {problem.message}", self._shown(HTML_TEMPLATE),
-                             None)
+            raise InputError(f"rendered MJML: {problem.message}", self._shown(HTML_TEMPLATE), None)
         try:
             html = mjml.mjml2html(source, disable_comments=True, fonts={})
         except ValueError as exc:
-            raise InputError(f"MJML could not be rendered: {exc}",
-                             self._shown(HTML_TEMPLATE)) from None
+            raise InputError(
+                f"MJML could not be rendered: {exc}", self._shown(HTML_TEMPLATE)
+            ) from None
         text = self._render_template(TEXT_TEMPLATE, context)
         meta = issue.meta
         rendered = RenderedIssue.create(
@@ -114,17 +114,21 @@ class Renderer:
         for snippet in issue.snippets:
             body = render_markdown(snippet.body, utm)
             meta = snippet.meta
-            snippets.append({
-                "id": snippet.id,
-                "title": meta.title,
-                "summary": meta.summary,
-                "tags": meta.tags,
-                "html": Markup(body.html),
-                "text": body.text,
-                "image": meta.image,
-                "alt": meta.alt,
-                "sources": [{"title": s.title, "url": tag_url(s.url, utm)} for s in meta.sources],
-            })
+            snippets.append(
+                {
+                    "id": snippet.id,
+                    "title": meta.title,
+                    "summary": meta.summary,
+                    "tags": meta.tags,
+                    "html": Markup(body.html),
+                    "text": body.text,
+                    "image": meta.image,
+                    "alt": meta.alt,
+                    "sources": [
+                        {"title": s.title, "url": tag_url(s.url, utm)} for s in meta.sources
+                    ],
+                }
+            )
         day = issue.meta.date
         return {
             "newsletter": {

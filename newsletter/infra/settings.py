@@ -190,7 +190,7 @@ def _explain(exc: ValidationError, text: str, shown: str) -> ConfigError:
     loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
     dotted = ".".join(loc) or "settings"
     env_name = ENV_PREFIX + "__".join(loc).upper()
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         return ConfigError(
             f"{dotted}: required setting is missing (set it in {CONFIG_FILE} or {env_name})", shown
@@ -213,7 +213,7 @@ def _line_of(text: str, table: str, key: str) -> int | None:
         header = re.match(r"^\[\s*([^\]\s]+)\s*\]", stripped)
         if header:
             current = header.group(1)
-            if not key and current == table:
+            if not table and current == key:  # the key is a whole table
                 return number
             continue
         if current == table and re.match(rf"^\"?{re.escape(key)}\"?\s*=", stripped):

@@ -1,0 +1,141 @@
+"""Configuration: newsletter.toml, environment overrides, secrets, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsletter.errors import ConfigError
+from newsletter.infra.settings import Secrets
+from newsletter.infra.workspace import open_workspace
+
+
+def config(sample, extra: str = "", replace: tuple[str, str] | None = None) -> None:
+    path = sample.root / "newsletter.toml"
+    text = path.read_text(encoding="utf-8")
+    if replace:
+        assert replace[0] in text
+        text = text.replace(*replace)
+    path.write_text(text + extra, encoding="utf-8")
+
+
+def line_of(sample, needle: str) -> int:
+    text = (sample.root / "newsletter.toml").read_text(encoding="utf-8")
+    return text[: text.index(needle)].count("\n") + 1
+
+
+def test_file_values_and_defaults(sample):
+    settings = open_workspace(sample.root).settings
+    assert settings.name == "Follicle Notes"
+    assert settings.transport == "outbox"
+    assert settings.smtp.port == 587
+    assert settings.checks.html_max_kb == 102
+
+
+def test_environment_overrides_top_level_and_table_keys(sample, monkeypatch, tmp_path):
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", "https://other.example.org/")
+    monkeypatch.setenv("NEWSLETTER_TRANSPORT", "smtp")
+    monkeypatch.setenv("NEWSLETTER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", "sqlite:////tmp/x.db")
+    monkeypatch.setenv("NEWSLETTER_SMTP__HOST", "mail.example.org")
+    monkeypatch.setenv("NEWSLETTER_SENDGRID__HOST", "http://127.0.0.1:9999")
+    workspace = open_workspace(sample.root)
+    settings = workspace.settings
+    assert settings.base_url == "https://other.example.org"
+    assert settings.transport == "smtp"
+    assert settings.smtp.host == "mail.example.org"
+    assert settings.smtp.security == "starttls"  # the rest of the table still from the file
+    assert settings.sendgrid.host == "http://127.0.0.1:9999"
+    assert workspace.state_dir == tmp_path / "state"
+    assert workspace.database_url == "sqlite:////tmp/x.db"
+
+
+def test_default_database_is_sqlite_in_state_dir(sample):
+    workspace = open_workspace(sample.root)
+    assert workspace.database_url == f"sqlite:///{sample.root / '.state' / 'newsletter.db'}"
+
+
+def test_invalid_value_in_file_names_key_and_line(sample):
+    config(sample, replace=("port = 587", 'port = "lots"'))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    error = caught.value
+    assert error.file.endswith("newsletter.toml")
+    assert error.line == line_of(sample, 'port = "lots"')
+    assert error.message.startswith("smtp.port:")
+
+
+def test_invalid_value_from_environment_names_the_variable(sample, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SMTP__SECURITY", "maybe")
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert str(caught.value).startswith(
+        "environment variable NEWSLETTER_SMTP__SECURITY: smtp.security:"
+    )
+
+
+def test_unknown_key_names_its_line(sample):
+    config(sample, extra="\n[smtp2]\nhost = 'x'\n")
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert caught.value.message == "smtp2: unknown setting"
+    assert caught.value.line == line_of(sample, "[smtp2]")
+
+
+def test_missing_required_key_says_how_to_set_it(sample):
+    config(sample, replace=('postal_address = "', '# postal_address = "'))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert "postal_address: required setting is missing" in str(caught.value)
+    assert "NEWSLETTER_POSTAL_ADDRESS" in str(caught.value)
+
+
+def test_invalid_from_address(sample):
+    config(sample, replace=('from_address = "news@', 'from_address = "news-at-'))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert caught.value.message.startswith("from_address:")
+    assert caught.value.line == line_of(sample, "from_address")
+
+
+def test_broken_toml_names_line(sample):
+    config(sample, extra="\nname = = 'x'\n")
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert caught.value.message.startswith("invalid TOML")
+    assert caught.value.line == line_of(sample, "name = = ")
+
+
+@pytest.mark.parametrize("key", ["secret_key = 'abc'", "[smtp]\npassword = 'abc'"])
+def test_secrets_in_the_file_are_refused(sample, key):
+    path = sample.root / "newsletter.toml"
+    text = path.read_text(encoding="utf-8").replace("[smtp]\n", "")
+    path.write_text(key.replace("[smtp]\n", "") + "\n" + text if "[" not in key
+                    else text + "\n" + key + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert "secrets are read from the environment only" in str(caught.value)
+    assert "abc" not in str(caught.value)
+
+
+def test_secrets_come_from_the_environment_and_are_never_shown(sample, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SMTP__PASSWORD", "hunter2-smtp")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "key-one, key-two")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.secret-value")
+    settings = open_workspace(sample.root).settings
+    secrets = Secrets.from_environ()
+    assert settings.smtp.password.get_secret_value() == "hunter2-smtp"
+    assert [k.get_secret_value() for k in secrets.secret_keys] == ["key-one", "key-two"]
+    assert secrets.sendgrid_api_key.get_secret_value() == "SG.secret-value"
+    shown = repr(settings) + str(settings.model_dump()) + repr(secrets)
+    for secret in ("hunter2-smtp", "key-one", "SG.secret-value"):
+        assert secret not in shown
+
+
+def test_config_error_through_the_cli_is_one_line_exit_2(sample, cli, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", "not a url")
+    result = cli("issues", "list")
+    assert result.code == 2
+    assert result.err.strip() == (
+        "error: environment variable NEWSLETTER_BASE_URL: base_url: must be an absolute "
+        "http(s) URL such as https://news.example.com (got 'not a url')"
+    )

@@ -109,8 +109,10 @@ def test_broken_toml_names_line(sample):
 def test_secrets_in_the_file_are_refused(sample, key):
     path = sample.root / "newsletter.toml"
     text = path.read_text(encoding="utf-8").replace("[smtp]\n", "")
-    path.write_text(key.replace("[smtp]\n", "") + "\n" + text if "[" not in key
-                    else text + "\n" + key + "\n", encoding="utf-8")
+    path.write_text(
+        key.replace("[smtp]\n", "") + "\n" + text if "[" not in key else text + "\n" + key + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as caught:
         open_workspace(sample.root)
     assert "secrets are read from the environment only" in str(caught.value)

@@ -218,9 +218,8 @@ def preview(
     ] = None,
 ) -> None:
     """Write a preview page: desktop and 375 px mobile side by side, and the text version."""
-    workspace = _workspace()
-    result = Builder(workspace).build(issue)
-    path = write_preview(workspace, result, out_file)
+    builder = Builder(_workspace())
+    path = write_preview(builder, builder.build(issue), out_file)
     out.print(str(path))
     if open_browser:
         webbrowser.open(path.resolve().as_uri())

@@ -98,3 +98,13 @@ def test_schema_data_has_the_documented_components():
     assert {"src", "alt", "href", "width"} <= rules.components["mj-image"]
     assert "full-width" in rules.components["mj-section"]
     assert rules.global_attributes == {"css-class", "mj-class"}
+
+
+def test_tag_in_the_wrong_parent():
+    source = "<mjml><mj-body>\n<mj-section>\n<mj-text>x</mj-text>\n</mj-section></mj-body></mjml>"
+    assert messages(source) == [(3, "<mj-text> is not allowed inside <mj-section>")]
+
+
+def test_templates_are_not_judged_for_nesting():
+    source = "{% if a %}<mj-column>{% else %}<mj-column>{% endif %}<mj-text>x</mj-text>"
+    assert messages(source, template=True) == []

@@ -1,8 +1,10 @@
 """MJML validation that mjml-python does not do: unknown `mj-*` tags, disallowed attributes.
 
-The allowed tags and attributes are data (`mjml_components.json`, derived from the MJML
-component sources). Templates are checked before rendering, with Jinja blocks blanked out so
-that line numbers stay those of the template file.
+The allowed tags, attributes and children are data (`mjml_components.json`, derived from the
+MJML component sources). Templates are checked for tags and attributes before rendering, with
+Jinja blocks blanked out so that line numbers stay those of the template file. Nesting is
+checked on the rendered MJML only: a tag opened in both branches of a Jinja `if` would
+otherwise look nested in itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class MjmlProblem:
 @dataclass(frozen=True)
 class MjmlSchema:
     components: dict[str, frozenset[str]]
+    children: dict[str, frozenset[str]]  # only tags whose children MJML restricts
     any_attributes: frozenset[str]
     global_attributes: frozenset[str]
     unsupported: dict[str, str]
@@ -42,6 +45,11 @@ def schema() -> MjmlSchema:
     }
     return MjmlSchema(
         components=components,
+        children={
+            name: frozenset(spec["children"])
+            for name, spec in raw["components"].items()
+            if "children" in spec and not spec.get("any_component_children")
+        },
         any_attributes=frozenset(
             name for name, spec in raw["components"].items() if spec.get("any_attributes")
         ),
@@ -61,13 +69,21 @@ def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
     text = blank_jinja(source) if template else source
     problems: list[MjmlProblem] = []
     in_attributes = 0  # inside <mj-attributes>, tags name defaults, not components
+    open_tags: list[str] = []  # a template may start mid-document: no parent, no check
     for match in _TAG.finditer(text):
         closing, name, rest = match.group(1), match.group(2), match.group(3)
         line = text.count("\n", 0, match.start()) + 1
         if closing:
             if name == "mj-attributes":
                 in_attributes = max(0, in_attributes - 1)
+            if name in open_tags:
+                while open_tags.pop() != name:
+                    pass
             continue
+        parent = open_tags[-1] if open_tags and not template else None
+        self_closing = rest.rstrip().endswith("/")
+        if not self_closing:
+            open_tags.append(name)
         if name in rules.unsupported:
             problems.append(
                 MjmlProblem(line, f"<{name}> is not supported: {rules.unsupported[name]}")
@@ -76,7 +92,10 @@ def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
         if name not in rules.components:
             problems.append(MjmlProblem(line, f"unknown MJML tag <{name}>"))
             continue
-        if name == "mj-attributes" and not rest.rstrip().endswith("/"):
+        allowed_here = rules.children.get(parent or "")
+        if allowed_here is not None and name not in allowed_here and name != "mj-include":
+            problems.append(MjmlProblem(line, f"<{name}> is not allowed inside <{parent}>"))
+        if name == "mj-attributes" and not self_closing:
             in_attributes += 1
         if name in rules.any_attributes or (in_attributes and name == "mj-class"):
             continue

@@ -82,7 +82,7 @@ class Renderer:
         if not self._validated:
             self.validate_templates()
         context = self._context(issue)
-        source = self._render_template(HTML_TEMPLATE, context)
+        source = self.render_template(HTML_TEMPLATE, context)
         for problem in validate_mjml(source):
             raise InputError(f"rendered MJML: {problem.message}", self._shown(HTML_TEMPLATE), None)
         try:
@@ -91,7 +91,7 @@ class Renderer:
             raise InputError(
                 f"MJML could not be rendered: {exc}", self._shown(HTML_TEMPLATE)
             ) from None
-        text = self._render_template(TEXT_TEMPLATE, context)
+        text = self.render_template(TEXT_TEMPLATE, context)
         meta = issue.meta
         rendered = RenderedIssue.create(
             slug=issue.slug,
@@ -153,7 +153,8 @@ class Renderer:
     def _shown(self, name: str) -> str:
         return display_path(self.templates_dir / name)
 
-    def _render_template(self, name: str, context: dict[str, Any]) -> str:
+    def render_template(self, name: str, context: dict[str, Any]) -> str:
+        """Render any workspace template; its errors name the template file and line."""
         try:
             return self.env.get_template(name).render(context)
         except TemplateSyntaxError as exc:

@@ -35,6 +35,15 @@ class Sample:
             path.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
         return path
 
+    def edit(self, relative: str, old: str, new: str) -> int:
+        """Replace the first `old` with `new` in a file; return the line where `new` begins."""
+        path = self.root / relative
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"{old!r} not in {relative}"
+        start = text.index(old)
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+        return text.count("\n", 0, start) + 1
+
     def snippet(self, snippet_id: str, body: str = "Plain body text.", **front: str) -> Path:
         fields = {
             "title": "A test snippet",

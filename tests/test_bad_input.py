@@ -101,37 +101,34 @@ def test_jinja_syntax_error(sample, build):
 
 
 def test_undefined_template_variable_names_template_line(sample, build):
-    template = sample.root / "templates/email/footer.mjml.j2"
-    text = template.read_text(encoding="utf-8").replace(
-        "{{ newsletter.postal_address }}", "{{ newsletter.postal_adress }}"
+    line = sample.edit(
+        "templates/email/footer.mjml.j2",
+        "{{ newsletter.postal_address }}",
+        "{{ newsletter.postal_adress }}",
     )
-    template.write_text(text, encoding="utf-8")
-    line = next(i for i, row in enumerate(text.splitlines(), 1) if "postal_adress" in row)
     assert_one_line_error(build(), f"templates/email/footer.mjml.j2:{line}", "postal_adress")
 
 
 def test_unknown_mjml_tag(sample, build):
-    template = sample.root / "templates/email/footer.mjml.j2"
-    text = template.read_text(encoding="utf-8").replace(
-        "      <mj-column>", "      <mj-column>\n        <mj-foo>hi</mj-foo>", 1
+    line = sample.edit(
+        "templates/email/footer.mjml.j2",
+        "      <mj-column>\n",
+        "      <mj-column>\n        <mj-foo>hi</mj-foo>\n",
     )
-    template.write_text(text, encoding="utf-8")
-    line = next(i for i, row in enumerate(text.splitlines(), 1) if "mj-foo" in row)
     assert_one_line_error(
-        build(), f"templates/email/footer.mjml.j2:{line}", "unknown MJML tag <mj-foo>"
+        build(), f"templates/email/footer.mjml.j2:{line + 1}", "unknown MJML tag <mj-foo>"
     )
 
 
 def test_attribute_not_allowed_on_tag(sample, build):
-    template = sample.root / "templates/email/issue.mjml.j2"
-    text = template.read_text(encoding="utf-8").replace(
-        '<mj-column width="60%">', '<mj-column width="60%"\n        bogus="1">', 1
+    line = sample.edit(
+        "templates/email/issue.mjml.j2",
+        '<mj-column width="60%">',
+        '<mj-column width="60%"\n        bogus="1">',
     )
-    template.write_text(text, encoding="utf-8")
-    line = next(i for i, row in enumerate(text.splitlines(), 1) if "bogus" in row)
     assert_one_line_error(
         build(),
-        f"templates/email/issue.mjml.j2:{line}",
+        f"templates/email/issue.mjml.j2:{line + 1}",
         "attribute 'bogus' is not allowed on <mj-column>",
     )
 

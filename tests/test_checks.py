@@ -24,13 +24,7 @@ def check(cli):
 
 
 def edit_template(sample, name: str, old: str, new: str) -> int:
-    """Replace text in a template; return the line of the replacement."""
-    path = sample.root / "templates" / "email" / name
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    text = text.replace(old, new, 1)
-    path.write_text(text, encoding="utf-8")
-    return text[: text.index(new)].count("\n") + 1 if new else 0
+    return sample.edit(f"templates/email/{name}", old, new)
 
 
 def test_clean_issue_has_no_findings(sample, check):

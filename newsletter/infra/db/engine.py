@@ -1,0 +1,117 @@
+"""Engine creation and schema upgrades (Alembic), for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from newsletter.errors import ConfigError, ExitStatus, NewsletterError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+UPGRADE_LOCK = 720_514_001  # PostgreSQL advisory lock id: one migrator at a time
+
+
+class DatabaseError(NewsletterError):
+    """The database cannot be reached or used."""
+
+    exit_status = ExitStatus.UNAVAILABLE
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None  # BEGIN is issued by _sqlite_begin below
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+    # writes can fail with "database is locked" instead of waiting for busy_timeout.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database_url: not a database URL: {url!r}") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Apply pending migrations; returns (from, to). Safe to call from several processes."""
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": UPGRADE_LOCK})
+            before = MigrationContext.configure(connection).get_current_revision()
+            command.upgrade(_alembic_config(connection), "head")
+            return before, head_revision()
+    except OperationalError as exc:
+        raise DatabaseError(
+            f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.orig}"
+        ) from None
+
+
+@contextlib.contextmanager
+def connect(url: str, *, migrate: bool = True) -> Iterator[Engine]:
+    """An engine whose schema is current: pending migrations are applied first."""
+    engine = make_engine(url)
+    try:
+        if migrate and current_revision_safe(engine) != head_revision():
+            upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def current_revision_safe(engine: Engine) -> str | None:
+    try:
+        return current_revision(engine)
+    except OperationalError as exc:
+        raise DatabaseError(
+            f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.orig}"
+        ) from None

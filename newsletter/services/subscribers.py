@@ -1,0 +1,377 @@
+"""The subscriber list: adding, finding, changing status with a consent record, erasing.
+
+Every change of status appends a row to `subscriber_events` in the same transaction, so the
+event log is the consent record. Status changes lock the row first (FOR UPDATE on
+PostgreSQL, BEGIN IMMEDIATE on SQLite): concurrent one-click POSTs record one event.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, String, cast, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from newsletter.domain.subscriber import (
+    SUPPRESSED,
+    Address,
+    EventRecord,
+    InvalidAddress,
+    Source,
+    Status,
+    SubscriberRecord,
+    erased_hash,
+    normalize_address,
+)
+from newsletter.errors import InputError
+from newsletter.infra.db.schema import meta, subscriber_events, subscribers
+
+SALT_KEY = "erasure_salt"
+
+
+class NotFound(InputError):
+    pass
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who or what caused a change: recorded with the event."""
+
+    source: Source
+    detail: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def to_record(row: Any) -> SubscriberRecord:
+    return SubscriberRecord(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        status=Status(row.status),
+        topics=list(row.topics or []),
+        attributes=dict(row.attributes or {}),
+        created_at=utc(row.created_at),
+        confirmed_at=utc(row.confirmed_at),
+        unsubscribed_at=utc(row.unsubscribed_at),
+        paused_until=utc(row.paused_until),
+        erased_at=utc(row.erased_at),
+    )
+
+
+def parse_address(raw: str) -> Address:
+    try:
+        return normalize_address(raw)
+    except InvalidAddress as exc:
+        raise InputError(f"invalid email address {raw!r}: {exc}") from None
+
+
+def erasure_salt(connection: Connection) -> str:
+    """A random salt made once per database, kept in `meta`; not a secret from the env."""
+    salt = connection.execute(select(meta.c.value).where(meta.c.key == SALT_KEY)).scalar()
+    if salt is None:
+        salt = secrets.token_hex(16)
+        connection.execute(insert(meta).values(key=SALT_KEY, value=salt))
+    return salt
+
+
+def is_erased(connection: Connection, address: Address) -> bool:
+    digest = erased_hash(address.key, erasure_salt(connection))
+    found = connection.execute(
+        select(subscribers.c.id).where(subscribers.c.erased_hash == digest)
+    ).first()
+    return found is not None
+
+
+def record_event(
+    connection: Connection,
+    subscriber_id: int,
+    kind: str,
+    context: Context,
+    old: Status | None,
+    new: Status | None,
+    at: datetime,
+) -> None:
+    connection.execute(
+        insert(subscriber_events).values(
+            subscriber_id=subscriber_id,
+            at=at,
+            kind=kind,
+            old_status=old and str(old),
+            new_status=new and str(new),
+            source=str(context.source),
+            detail=context.detail,
+            ip=context.ip,
+            user_agent=context.user_agent[:500] if context.user_agent else None,
+        )
+    )
+
+
+def timestamps_for(status: Status, at: datetime) -> dict[str, datetime]:
+    if status == Status.ACTIVE:
+        return {"confirmed_at": at}
+    if status in SUPPRESSED:
+        return {"unsubscribed_at": at}
+    return {}
+
+
+class SubscriberStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def find(self, email: str) -> SubscriberRecord | None:
+        address = parse_address(email)
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(subscribers).where(subscribers.c.email_key == address.key)
+            ).first()
+        return to_record(row) if row else None
+
+    def get(self, email: str) -> SubscriberRecord:
+        record = self.find(email)
+        if record is None:
+            raise NotFound(f"no subscriber {email!r}")
+        return record
+
+    def get_by_id(self, subscriber_id: int) -> SubscriberRecord | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id)
+            ).first()
+        return to_record(row) if row else None
+
+    def events(self, subscriber_id: int) -> list[EventRecord]:
+        query = (
+            select(subscriber_events)
+            .where(subscriber_events.c.subscriber_id == subscriber_id)
+            .order_by(subscriber_events.c.id)
+        )
+        with self.engine.connect() as connection:
+            return [
+                EventRecord(
+                    at=utc(row.at),  # type: ignore[arg-type]
+                    kind=row.kind,
+                    old_status=row.old_status,
+                    new_status=row.new_status,
+                    source=row.source,
+                    detail=row.detail,
+                    ip=row.ip,
+                    user_agent=row.user_agent,
+                )
+                for row in connection.execute(query)
+            ]
+
+    def _filtered(self, statuses: Sequence[Status] = (), topic: str | None = None):  # type: ignore[no-untyped-def]
+        query = select(subscribers).where(subscribers.c.erased_at.is_(None))
+        if statuses:
+            query = query.where(subscribers.c.status.in_([str(s) for s in statuses]))
+        if topic:
+            # Topics are slugs, so their JSON text form is exactly "topic".
+            query = query.where(cast(subscribers.c.topics, String).like(f'%"{topic}"%'))
+        return query
+
+    def list(
+        self,
+        statuses: Sequence[Status] = (),
+        topic: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[SubscriberRecord]:
+        query = self._filtered(statuses, topic).order_by(subscribers.c.id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.limit(limit).offset(offset))
+            return [to_record(row) for row in rows]
+
+    def iterate(
+        self, statuses: Sequence[Status] = (), topic: str | None = None, batch: int = 2000
+    ) -> Iterator[SubscriberRecord]:
+        """All matching subscribers in id order, fetched in batches (constant memory)."""
+        after = 0
+        while True:
+            query = (
+                self._filtered(statuses, topic)
+                .where(subscribers.c.id > after)
+                .order_by(subscribers.c.id)
+                .limit(batch)
+            )
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield to_record(row)
+            after = rows[-1].id
+
+    def count(self, topic: str | None = None) -> dict[str, int]:
+        query = self._filtered((), topic).subquery()
+        grouped = select(query.c.status, func.count()).group_by(query.c.status)
+        with self.engine.connect() as connection:
+            found = {status: n for status, n in connection.execute(grouped)}
+        return {str(s): found.get(str(s), 0) for s in Status}
+
+    # -- changing --------------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        topics: Sequence[str] = (),
+        status: Status = Status.ACTIVE,
+        context: Context,
+    ) -> SubscriberRecord:
+        if status not in (Status.ACTIVE, Status.PENDING):
+            raise InputError("a new subscriber starts as active or pending")
+        address = parse_address(email)
+        at = now()
+        with self.engine.begin() as connection:
+            if is_erased(connection, address):
+                raise InputError(f"{email!r} was erased and stays suppressed")
+            try:
+                new_id = connection.execute(
+                    insert(subscribers)
+                    .values(
+                        email=address.email,
+                        email_key=address.key,
+                        name=(name or "").strip() or None,
+                        status=str(status),
+                        topics=sorted(set(topics)),
+                        attributes={},
+                        created_at=at,
+                        **timestamps_for(status, at),
+                    )
+                    .returning(subscribers.c.id)
+                ).scalar_one()
+            except IntegrityError:
+                raise InputError(f"{address.email!r} is already on the list") from None
+            record_event(connection, new_id, "created", context, None, status, at)
+        return self.get(address.email)
+
+    def change_status(
+        self, subscriber_id: int, new: Status, context: Context
+    ) -> tuple[SubscriberRecord, bool]:
+        """Move a subscriber to `new`; returns (record, whether anything changed)."""
+        at = now()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"no subscriber #{subscriber_id}")
+            old = Status(row.status)
+            if old == new or row.erased_at is not None:
+                return to_record(row), False
+            connection.execute(
+                update(subscribers)
+                .where(subscribers.c.id == subscriber_id)
+                .values(status=str(new), **timestamps_for(new, at))
+            )
+            record_event(connection, subscriber_id, "status", context, old, new, at)
+        record = self.get_by_id(subscriber_id)
+        assert record is not None
+        return record, True
+
+    def unsubscribe(self, subscriber_id: int, context: Context) -> tuple[SubscriberRecord, bool]:
+        """Idempotent; bounced and complained stay as they are (already suppressed)."""
+        record = self.get_by_id(subscriber_id)
+        if record is None:
+            raise NotFound(f"no subscriber #{subscriber_id}")
+        if record.status in SUPPRESSED:
+            return record, False
+        return self.change_status(subscriber_id, Status.UNSUBSCRIBED, context)
+
+    def resubscribe(self, subscriber_id: int, reason: str, context: Context):  # type: ignore[no-untyped-def]
+        """Back to active, only with a reason recorded in the consent log."""
+        if not reason.strip():
+            raise InputError("a resubscription needs a reason for the consent record")
+        detail = f"{context.detail}: {reason.strip()}" if context.detail else reason.strip()
+        return self.change_status(
+            subscriber_id,
+            Status.ACTIVE,
+            Context(context.source, detail, context.ip, context.user_agent),
+        )
+
+    def update_preferences(
+        self,
+        subscriber_id: int,
+        *,
+        topics: Sequence[str] | None = None,
+        paused_until: datetime | None = None,
+        clear_pause: bool = False,
+        context: Context,
+    ) -> SubscriberRecord:
+        values: dict[str, Any] = {}
+        if topics is not None:
+            values["topics"] = sorted(set(topics))
+        if paused_until is not None or clear_pause:
+            values["paused_until"] = paused_until
+        if values:
+            at = now()
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(subscribers).where(subscribers.c.id == subscriber_id).values(**values)
+                )
+                detail = ", ".join(
+                    f"{k}={v.isoformat() if isinstance(v, datetime) else v}"
+                    for k, v in values.items()
+                )
+                record_event(connection, subscriber_id, "preferences", Context(
+                    context.source, detail, context.ip, context.user_agent), None, None, at)
+        record = self.get_by_id(subscriber_id)
+        if record is None:
+            raise NotFound(f"no subscriber #{subscriber_id}")
+        return record
+
+    def erase(self, email: str, context: Context) -> SubscriberRecord:
+        """GDPR erasure: personal data goes; a salted hash stays so the address is suppressed."""
+        address = parse_address(email)
+        at = now()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(subscribers).where(subscribers.c.email_key == address.key).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"no subscriber {email!r}")
+            old = Status(row.status)
+            new = old if old in SUPPRESSED else Status.UNSUBSCRIBED
+            connection.execute(
+                update(subscribers)
+                .where(subscribers.c.id == row.id)
+                .values(
+                    email=None,
+                    email_key=None,
+                    erased_hash=erased_hash(address.key, erasure_salt(connection)),
+                    name=None,
+                    topics=[],
+                    attributes={},
+                    status=str(new),
+                    erased_at=at,
+                    unsubscribed_at=row.unsubscribed_at or at,
+                )
+            )
+            connection.execute(
+                update(subscriber_events)
+                .where(subscriber_events.c.subscriber_id == row.id)
+                .values(ip=None, user_agent=None)
+            )
+            record_event(connection, row.id, "erased", context, old, new, at)
+        record = self.get_by_id(row.id)
+        assert record is not None
+        return record

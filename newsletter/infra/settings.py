@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -85,6 +86,19 @@ class CheckSettings(_Table):
     subject_max_chars: PositiveInt = 78
 
 
+class WebSettings(_Table):
+    """`newsletter serve`: where it listens and how it protects the subscribe form."""
+
+    host: str = "127.0.0.1"
+    port: PositiveInt = 8000
+    subscribe_per_ip_per_hour: PositiveInt = 10
+    confirm_resend_minutes: PositiveInt = 10
+    confirm_max_sends: PositiveInt = 5
+    confirm_ttl_days: PositiveInt = 7
+    # Behind a reverse proxy, take the client address from X-Forwarded-For.
+    trust_forwarded_for: bool = False
+
+
 class Settings(BaseSettings):
     """Everything configurable; field names are the keys of `newsletter.toml`."""
 
@@ -98,6 +112,10 @@ class Settings(BaseSettings):
     reply_to: EmailStr | None = None
     postal_address: str = Field(min_length=1)
     base_url: HttpUrlStr
+    # List-Id (RFC 2919); default: derived from the name and the base URL's host.
+    list_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+$")
+    # Mailbox for the mailto: List-Unsubscribe target; none by default.
+    unsubscribe_address: EmailStr | None = None
     state_dir: Path = Path(".state")
     database_url: str | None = None
     transport: Literal["outbox", "smtp", "sendgrid"] = "outbox"
@@ -106,6 +124,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     utm: UtmSettings = Field(default_factory=UtmSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -139,6 +158,37 @@ class Secrets(BaseModel):
             if env.get("SENDGRID_API_KEY")
             else None,
         )
+
+
+KEY_FILE = "secret_key"
+
+
+def load_signing_keys(state_dir: Path, *, allow_generated: bool) -> list[str]:
+    """NEWSLETTER_SECRET_KEY (comma-separated: the first signs, all verify).
+
+    Only the local demo may fall back to a key generated into the state folder; `serve`
+    and real sends refuse to run without the environment variable.
+    """
+    keys = [key.get_secret_value() for key in Secrets.from_environ().secret_keys]
+    if keys:
+        if any(len(key) < 16 for key in keys):
+            raise ConfigError(
+                "NEWSLETTER_SECRET_KEY: each key must be at least 16 characters",
+                "environment variable NEWSLETTER_SECRET_KEY",
+            )
+        return keys
+    if not allow_generated:
+        raise ConfigError(
+            "NEWSLETTER_SECRET_KEY is not set; it signs unsubscribe and confirmation links. "
+            "Create one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    path = state_dir / KEY_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    return [path.read_text(encoding="ascii").strip()]
 
 
 def load_settings(root: Path) -> Settings:

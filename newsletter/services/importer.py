@@ -348,19 +348,21 @@ def _apply(
         if digest in erased:
             _skip(report, candidate, "erased address (suppressed)", limit)
             continue
-        new_rows.append((
-            candidate.email,
-            candidate.key,
-            candidate.name,
-            str(candidate.status),
-            candidate.topics,
-            candidate.attributes,
-            at,
-            at if candidate.status == Status.ACTIVE else None,
-            at if candidate.status in SUPPRESSED else None,
-            0,
-            run_id,
-        ))
+        new_rows.append(
+            (
+                candidate.email,
+                candidate.key,
+                candidate.name,
+                str(candidate.status),
+                candidate.topics,
+                candidate.attributes,
+                at,
+                at if candidate.status == Status.ACTIVE else None,
+                at if candidate.status in SUPPRESSED else None,
+                0,
+                run_id,
+            )
+        )
     events: list[tuple[Any, ...]] = []
     if new_rows:
         # One executemany, then one query for the new ids (RETURNING with ordered
@@ -400,24 +402,27 @@ def _apply(
             touched.append({"_id": row.id})
             continue
         report.updated += 1
-        changed.append({
-            "_id": row.id,
-            "status": str(target),
-            "name": name,
-            "topics": topics,
-            "attributes": attributes,
-            "confirmed_at": at if target == Status.ACTIVE and current != target
-            else row.confirmed_at,
-            "unsubscribed_at": at if target in SUPPRESSED else row.unsubscribed_at,
-            "last_import_id": run_id,
-        })
+        changed.append(
+            {
+                "_id": row.id,
+                "status": str(target),
+                "name": name,
+                "topics": topics,
+                "attributes": attributes,
+                "confirmed_at": at
+                if target == Status.ACTIVE and current != target
+                else row.confirmed_at,
+                "unsubscribed_at": at if target in SUPPRESSED else row.unsubscribed_at,
+                "last_import_id": run_id,
+            }
+        )
         if target != current:
             events.append(_event(row.id, current, target, at, source))
     if changed:
         connection.execute(
-            update(subscribers).where(subscribers.c.id == bindparam("_id")).values(
-                {k: bindparam(k) for k in changed[0] if k != "_id"}
-            ),
+            update(subscribers)
+            .where(subscribers.c.id == bindparam("_id"))
+            .values({k: bindparam(k) for k in changed[0] if k != "_id"}),
             changed,
         )
     if touched:

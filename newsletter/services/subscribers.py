@@ -332,8 +332,15 @@ class SubscriberStore:
                     f"{k}={v.isoformat() if isinstance(v, datetime) else v}"
                     for k, v in values.items()
                 )
-                record_event(connection, subscriber_id, "preferences", Context(
-                    context.source, detail, context.ip, context.user_agent), None, None, at)
+                record_event(
+                    connection,
+                    subscriber_id,
+                    "preferences",
+                    Context(context.source, detail, context.ip, context.user_agent),
+                    None,
+                    None,
+                    at,
+                )
         record = self.get_by_id(subscriber_id)
         if record is None:
             raise NotFound(f"no subscriber #{subscriber_id}")

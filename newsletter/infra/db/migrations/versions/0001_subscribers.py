@@ -58,9 +58,7 @@ def upgrade() -> None:
         sa.Column("ip", sa.String(64), nullable=True),
         sa.Column("user_agent", sa.Text, nullable=True),
     )
-    op.create_index(
-        "ix_subscriber_events_subscriber", "subscriber_events", ["subscriber_id", "id"]
-    )
+    op.create_index("ix_subscriber_events_subscriber", "subscriber_events", ["subscriber_id", "id"])
     op.create_table(
         "imports",
         sa.Column("id", Id, primary_key=True, autoincrement=True),

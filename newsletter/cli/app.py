@@ -1,0 +1,82 @@
+"""The typer application, its global options, and what every command module shares."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from newsletter import __version__
+from newsletter.infra.workspace import Workspace, open_workspace
+
+app = typer.Typer(
+    help="Write snippets, compose issues, render them into email, check and send them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+snippets_app = typer.Typer(help="The snippet library (issues/snippets/).", no_args_is_help=True)
+issues_app = typer.Typer(help="Issue files (issues/).", no_args_is_help=True)
+subscribers_app = typer.Typer(
+    help="The subscriber list and its consent record.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(snippets_app, name="snippets")
+app.add_typer(issues_app, name="issues")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@dataclass
+class Options:
+    workspace: Path | None = None
+    debug: bool = False
+
+
+options = Options()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"newsletter {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder (default: found upwards from the current folder, "
+            "or NEWSLETTER_WORKSPACE).",
+            file_okay=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    options.workspace = workspace
+    options.debug = debug
+
+
+def open_current_workspace() -> Workspace:
+    return open_workspace(options.workspace)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

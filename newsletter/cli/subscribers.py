@@ -1,0 +1,314 @@
+"""Subscriber commands and `db upgrade`: parse, call the store, present."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from newsletter.cli.app import (
+    JsonFlag,
+    db_app,
+    err,
+    open_current_workspace,
+    out,
+    print_json,
+    subscribers_app,
+)
+from newsletter.domain.subscriber import Source, Status, SubscriberRecord
+from newsletter.errors import InputError
+from newsletter.infra.db.engine import connect, make_engine, upgrade
+from newsletter.infra.files import write_files_atomically
+from newsletter.services.importer import ImportReport, import_csv
+from newsletter.services.subscribers import Context, SubscriberStore
+
+EXPORT_COLUMNS = ["email", "name", "status", "topics", "attributes", "created_at",
+                  "confirmed_at", "unsubscribed_at"]  # fmt: skip
+CLI = Context(Source.CLI)
+
+EmailArg = Annotated[str, typer.Argument(help="The subscriber's email address.")]
+StatusOpt = Annotated[
+    list[Status] | None, typer.Option("--status", "-s", help="Only this status (repeatable).")
+]
+TopicOpt = Annotated[str | None, typer.Option("--topic", "-t", help="Only those following it.")]
+
+
+@contextmanager
+def _store() -> Iterator[SubscriberStore]:
+    with connect(open_current_workspace().database_url) as engine:
+        yield SubscriberStore(engine)
+
+
+def _row(record: SubscriberRecord) -> list[str]:
+    return [
+        str(record.id),
+        record.email or "(erased)",
+        record.name or "",
+        str(record.status),
+        ", ".join(record.topics),
+        record.created_at.strftime("%Y-%m-%d") if record.created_at else "",
+    ]
+
+
+@db_app.command("upgrade", epilog="Example: newsletter db upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations (other commands also do this themselves)."""
+    engine = make_engine(open_current_workspace().database_url)
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    out.print(f"schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@subscribers_app.command(
+    "add",
+    epilog="Example: newsletter subscribers add ada@example.com "
+    "--name 'Ada Lovelace' --topic evidence",
+)
+def add(
+    email: EmailArg,
+    name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
+    topic: Annotated[list[str] | None, typer.Option("--topic", "-t", help="Repeatable.")] = None,
+    status: Annotated[Status, typer.Option("--status", help="active or pending.")] = Status.ACTIVE,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add one subscriber."""
+    with _store() as store:
+        record = store.add(email, name=name, topics=topic or [], status=status, context=CLI)
+    if as_json:
+        print_json(record.to_dict())
+    else:
+        out.print(f"added {record.email} ({record.status}, #{record.id})")
+
+
+@subscribers_app.command(
+    "import", epilog="Example: newsletter subscribers import subscribers/sample.csv --dry-run"
+)
+def import_file(
+    file: Annotated[Path, typer.Argument(help="CSV file with a header row.", dir_okay=False)],
+    status: Annotated[
+        Status, typer.Option("--status", help="active or pending for new addresses.")
+    ] = Status.ACTIVE,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import subscribers from CSV; the whole file or nothing. Never reactivates an opt-out."""
+    size = file.stat().st_size if file.is_file() else 0
+    with (
+        _store() as store,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or size < 1_000_000,
+        ) as progress,
+    ):
+        task = progress.add_task(f"importing {file.name}", total=size)
+        report = import_csv(
+            store.engine,
+            file,
+            status=status,
+            dry_run=dry_run,
+            progress=lambda n: progress.advance(task, n),
+        )
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _show_report(report)
+
+
+def _show_report(report: ImportReport) -> None:
+    out.print(f"{'dry run: ' if report.dry_run else ''}{report.file}: {report.rows} rows")
+    table = Table(box=None)
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for label in ("added", "updated", "unchanged", "skipped", "invalid"):
+        table.add_row(label, str(getattr(report, label)))
+    for reason, count in report.skipped_reasons.most_common():
+        table.add_row(f"  skipped: {reason}", str(count))
+    out.print(table)
+    for problem in report.problems:
+        out.print(
+            f"row {problem.row} (line {problem.line}): {problem.email}: {problem.reason}",
+            markup=False,
+        )
+    if report.dry_run:
+        out.print("nothing was changed (dry run)")
+
+
+@subscribers_app.command(
+    "export", epilog="Example: newsletter subscribers export active.csv --status active"
+)
+def export(
+    file: Annotated[
+        Path | None, typer.Argument(help="Output CSV (default: standard output).", dir_okay=False)
+    ] = None,
+    status: StatusOpt = None,
+    topic: TopicOpt = None,
+) -> None:
+    """Export subscribers as CSV, streaming (erased people are not exported)."""
+    with _store() as store:
+        records = store.iterate(status or [], topic)
+        if file is None:
+            _write_csv(sys.stdout, records)
+            return
+        buffer = io.StringIO()
+        count = _write_csv(buffer, records)
+    write_files_atomically(
+        file.parent if str(file.parent) else Path("."), {file.name: buffer.getvalue()}
+    )
+    err.print(f"exported {count} subscriber(s) to {file}")
+
+
+def _write_csv(stream: io.TextIOBase | object, records: Iterator[SubscriberRecord]) -> int:
+    writer = csv.writer(stream)  # type: ignore[arg-type]
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for record in records:
+        writer.writerow(
+            [
+                record.email,
+                record.name or "",
+                record.status,
+                ";".join(record.topics),
+                json.dumps(record.attributes, ensure_ascii=False) if record.attributes else "",
+                *(
+                    value.isoformat() if value else ""
+                    for value in (record.created_at, record.confirmed_at, record.unsubscribed_at)
+                ),
+            ]
+        )
+        count += 1
+    return count
+
+
+@subscribers_app.command(
+    "list", epilog="Example: newsletter subscribers list --status active --page 2"
+)
+def list_subscribers(
+    status: StatusOpt = None,
+    topic: TopicOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Per page.")] = 50,
+    page: Annotated[int, typer.Option("--page", min=1, help="Page number.")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """List subscribers, a page at a time."""
+    with _store() as store:
+        records = store.list(status or [], topic, limit=limit, offset=(page - 1) * limit)
+    if as_json:
+        print_json([r.to_dict() for r in records])
+        return
+    table = Table(box=None)
+    for column in ("id", "email", "name", "status", "topics", "since"):
+        table.add_column(column, no_wrap=column in ("id", "email"))
+    for record in records:
+        table.add_row(*_row(record))
+    out.print(table)
+    more = f"; next: --page {page + 1}" if len(records) == limit else ""
+    out.print(f"page {page}: {len(records)} subscriber(s){more}")
+
+
+@subscribers_app.command("show", epilog="Example: newsletter subscribers show ada@example.com")
+def show(email: EmailArg, as_json: JsonFlag = False) -> None:
+    """Show one subscriber and their consent record (every change of status)."""
+    with _store() as store:
+        record = store.get(email)
+        events = store.events(record.id)
+    if as_json:
+        print_json({**record.to_dict(), "events": [e.to_dict() for e in events]})
+        return
+    out.print(f"{record.email}  #{record.id}  {record.status}", markup=False)
+    for label, value in (
+        ("name", record.name),
+        ("topics", ", ".join(record.topics)),
+        ("attributes", record.attributes and json.dumps(record.attributes, ensure_ascii=False)),
+        ("created", record.created_at),
+        ("confirmed", record.confirmed_at),
+        ("unsubscribed", record.unsubscribed_at),
+        ("paused until", record.paused_until),
+    ):
+        if value:
+            out.print(f"  {label}: {value}", markup=False)
+    table = Table(title="consent record", box=None, title_justify="left")
+    for column in ("time", "event", "change", "source", "detail", "ip", "user agent"):
+        table.add_column(column)
+    for event in events:
+        change = f"{event.old_status or '-'} -> {event.new_status}" if event.new_status else ""
+        table.add_row(
+            event.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            event.kind,
+            change,
+            event.source,
+            event.detail or "",
+            event.ip or "",
+            event.user_agent or "",
+        )
+    out.print(table)
+
+
+@subscribers_app.command(
+    "unsubscribe", epilog="Example: newsletter subscribers unsubscribe ada@example.com"
+)
+def unsubscribe(email: EmailArg) -> None:
+    """Unsubscribe someone now (recorded with source cli)."""
+    with _store() as store:
+        record, changed = store.unsubscribe(store.get(email).id, CLI)
+    out.print(f"{record.email}: {'unsubscribed' if changed else f'already {record.status}'}")
+
+
+@subscribers_app.command(
+    "resubscribe",
+    epilog="Example: newsletter subscribers resubscribe "
+    "ada@example.com --reason 'asked by email on 2026-11-20'",
+)
+def resubscribe(
+    email: EmailArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why: kept in the consent record.")],
+) -> None:
+    """Make an unsubscribed, bounced or complained subscriber active again, with a reason."""
+    with _store() as store:
+        record, changed = store.resubscribe(store.get(email).id, reason, CLI)
+    out.print(f"{record.email}: {'active again' if changed else f'already {record.status}'}")
+
+
+@subscribers_app.command(
+    "erase", epilog="Example: newsletter subscribers erase ada@example.com --yes"
+)
+def erase(
+    email: EmailArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """GDPR erasure: delete personal data; a salted hash keeps the address suppressed."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError("erase needs --yes when not run interactively")
+        typer.confirm(f"Erase {email} for good?", abort=True)
+    with _store() as store:
+        record = store.erase(email, CLI)
+    out.print(f"erased subscriber #{record.id}; the address stays suppressed")
+
+
+@subscribers_app.command("count", epilog="Example: newsletter subscribers count --json")
+def count(topic: TopicOpt = None, as_json: JsonFlag = False) -> None:
+    """Count subscribers by status."""
+    with _store() as store:
+        counts = store.count(topic)
+    if as_json:
+        print_json({**counts, "total": sum(counts.values())})
+        return
+    for status, n in counts.items():
+        out.print(f"{status:>13}  {n}")
+    out.print(f"{'total':>13}  {sum(counts.values())}")

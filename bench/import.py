@@ -31,14 +31,16 @@ def generate(path: Path, rows: int) -> None:
         writer = csv.writer(fh)
         writer.writerow(["Email Address", "first_name", "last_name", "tags", "city", "plan"])
         for i in range(rows):
-            writer.writerow([
-                f"Reader.{i}@Example{i % 997}.com",
-                f"First{i}",
-                f"Last {i}",
-                ";".join(TOPICS[: i % 4]),
-                f"City {i % 500}",
-                "gold" if i % 7 == 0 else "",
-            ])
+            writer.writerow(
+                [
+                    f"Reader.{i}@Example{i % 997}.com",
+                    f"First{i}",
+                    f"Last {i}",
+                    ";".join(TOPICS[: i % 4]),
+                    f"City {i % 500}",
+                    "gold" if i % 7 == 0 else "",
+                ]
+            )
 
 
 def peak_rss_mb() -> float:

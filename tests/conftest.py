@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import Engine
 
 from newsletter.cli import run
+from newsletter.infra.db.engine import connect
+from newsletter.services.subscribers import SubscriberStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,3 +100,51 @@ def cli(
         return Result(code, captured.out, captured.err)
 
     return invoke
+
+
+POSTGRES_ADMIN = os.environ.get(
+    "NEWSLETTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_problem() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN.replace("+psycopg", ""), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite in a temporary folder, or a new PostgreSQL database
+    created for the test and dropped after it. In CI PostgreSQL must be there."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    problem = _postgres_problem()
+    if problem:
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"newsletter_test_{uuid.uuid4().hex[:12]}"
+    admin = POSTGRES_ADMIN.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    with connect(database_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+def store(engine: Engine) -> SubscriberStore:
+    return SubscriberStore(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +37,24 @@ def read_text(path: Path) -> str:
             line,
         ) from None
     return text.replace("\r\n", "\n")
+
+
+def first_invalid_utf8(path: Path) -> tuple[int, int] | None:
+    """(line, byte) of the first byte that is not UTF-8, read in constant memory."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 16):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                return line + block.count(b"\n", 0, max(exc.start, 0)), block[exc.start]
+            line += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return line, 0
+    return None
 
 
 def write_files_atomically(directory: Path, files: dict[str, str | bytes]) -> None:

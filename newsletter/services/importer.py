@@ -30,7 +30,7 @@ from newsletter.domain.subscriber import (
 from newsletter.errors import InputError
 from newsletter.infra.db.bulk import bulk_insert
 from newsletter.infra.db.schema import imports, subscriber_events, subscribers
-from newsletter.infra.files import display_path
+from newsletter.infra.files import display_path, first_invalid_utf8
 from newsletter.services.subscribers import erasure_salt, now
 
 CHUNK = 2000
@@ -187,8 +187,14 @@ def import_csv(
                 encoding="utf-8-sig",
                 newline="",
             )
-            for chunk in _chunks(_candidates(text, shown, status, report, problem_limit)):
-                _apply(connection, chunk, run_id, salt, report, problem_limit, shown)
+            try:
+                for chunk in _chunks(_candidates(text, shown, status, report, problem_limit)):
+                    _apply(connection, chunk, run_id, salt, report, problem_limit, shown)
+            except UnicodeDecodeError:
+                line, byte = first_invalid_utf8(path) or (None, 0)
+                raise InputError(
+                    f"not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8", shown, line
+                ) from None
             connection.execute(
                 update(imports)
                 .where(imports.c.id == run_id)
@@ -236,12 +242,6 @@ def _candidates(
             candidate = _candidate(fields, columns, row_number, start, status, report, limit)
             if candidate is not None:
                 yield candidate
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); save the file as UTF-8",
-            shown,
-            line,
-        ) from None
     except csv.Error as exc:
         raise CsvFormatError(f"CSV error: {exc}", shown, line) from None
 

@@ -6,7 +6,7 @@ import sys
 
 from rich.text import Text
 
-from newsletter.cli import content, subscribers  # noqa: F401  (they register commands)
+from newsletter.cli import content, serve, subscribers  # noqa: F401  (they register commands)
 from newsletter.cli.app import app, err, options
 from newsletter.errors import ExitStatus, NewsletterError
 

@@ -31,8 +31,16 @@ from newsletter.infra.files import write_files_atomically
 from newsletter.services.importer import ImportReport, import_csv
 from newsletter.services.subscribers import Context, SubscriberStore
 
-EXPORT_COLUMNS = ["email", "name", "status", "topics", "attributes", "created_at",
-                  "confirmed_at", "unsubscribed_at"]  # fmt: skip
+EXPORT_COLUMNS = [
+    "email",
+    "name",
+    "status",
+    "topics",
+    "attributes",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+]
 CLI = Context(Source.CLI)
 
 EmailArg = Annotated[str, typer.Argument(help="The subscriber's email address.")]

@@ -19,7 +19,7 @@ from newsletter.errors import InputError
 
 OPEN = "\u27e6"  # ⟦
 CLOSE = "\u27e7"  # ⟧
-FIELDS = ("unsubscribe_url", "preferences_url", "first_name", "email")
+FIELDS = ("unsubscribe_url", "preferences_url", "confirm_url", "first_name", "email")
 # Only known names are placeholders; anything else between the brackets stays, and is caught.
 PLACEHOLDER = re.compile(f"{OPEN}({'|'.join(FIELDS)})(?:\\|([^{OPEN}{CLOSE}]*))?{CLOSE}")
 
@@ -70,10 +70,17 @@ class _Template:
 
 @dataclass(frozen=True)
 class Recipient:
+    """One addressee: the values for the placeholders, and what the message needs."""
+
     email: str
     first_name: str | None
-    unsubscribe_url: str
-    preferences_url: str
+    unsubscribe_url: str = ""
+    preferences_url: str = ""
+    confirm_url: str = ""
+    name: str | None = None  # for the To: header
+    key: str = ""  # names the delivery: message file, Message-ID, provider custom args
+    subscriber_id: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # List-Unsubscribe and friends
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ def personalize(rendered: RenderedIssue, recipient: Recipient) -> PersonalizedMe
     values = {
         "unsubscribe_url": recipient.unsubscribe_url,
         "preferences_url": recipient.preferences_url,
+        "confirm_url": recipient.confirm_url,
         "first_name": (recipient.first_name or "").strip(),
         "email": recipient.email,
     }

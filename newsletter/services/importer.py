@@ -35,9 +35,18 @@ from newsletter.services.subscribers import erasure_salt, now
 
 CHUNK = 2000
 SUBSCRIBER_COLUMNS = (
-    "email", "email_key", "name", "status", "topics", "attributes", "created_at",
-    "confirmed_at", "unsubscribed_at", "confirm_sent_count", "last_import_id",
-)  # fmt: skip
+    "email",
+    "email_key",
+    "name",
+    "status",
+    "topics",
+    "attributes",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+    "confirm_sent_count",
+    "last_import_id",
+)
 EVENT_COLUMNS = ("subscriber_id", "at", "kind", "old_status", "new_status", "source", "detail")
 EMAIL_COLUMNS = {"email", "e-mail", "email address", "e-mail address", "email_address", "mail"}
 NAME_COLUMNS = {"name", "full name", "full_name", "fullname"}

@@ -79,28 +79,57 @@ class Renderer:
         self._validated = True
 
     def render(self, issue: Issue) -> Rendering:
+        meta = issue.meta
+        return self.render_pair(
+            HTML_TEMPLATE,
+            TEXT_TEMPLATE,
+            self._context(issue),
+            slug=issue.slug,
+            subject=meta.subject.strip(),
+            preheader=(meta.preheader or "").strip(),
+        )
+
+    def render_pair(
+        self,
+        html_template: str,
+        text_template: str,
+        context: dict[str, Any],
+        *,
+        slug: str,
+        subject: str,
+        preheader: str,
+    ) -> Rendering:
+        """Render an MJML template and its text twin into one `RenderedIssue`."""
         if not self._validated:
             self.validate_templates()
-        context = self._context(issue)
-        source = self.render_template(HTML_TEMPLATE, context)
+        source = self.render_template(html_template, context)
         for problem in validate_mjml(source):
-            raise InputError(f"rendered MJML: {problem.message}", self._shown(HTML_TEMPLATE), None)
+            row = source.splitlines()[problem.line - 1].strip()
+            raise InputError(
+                f"{problem.message} (line {problem.line} of the rendered MJML: {row[:60]})",
+                self._shown(html_template),
+            )
         try:
             html = mjml.mjml2html(source, disable_comments=True, fonts={})
         except ValueError as exc:
             raise InputError(
-                f"MJML could not be rendered: {exc}", self._shown(HTML_TEMPLATE)
+                f"MJML could not be rendered: {exc}", self._shown(html_template)
             ) from None
-        text = self.render_template(TEXT_TEMPLATE, context)
-        meta = issue.meta
+        text = self.render_template(text_template, context)
         rendered = RenderedIssue.create(
-            slug=issue.slug,
-            subject=meta.subject.strip(),
-            preheader=(meta.preheader or "").strip(),
-            html=html,
-            text=text.strip() + "\n",
+            slug=slug, subject=subject, preheader=preheader, html=html, text=text.strip() + "\n"
         )
         return Rendering(mjml=source, rendered=rendered)
+
+    def newsletter_context(self) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "name": settings.name,
+            "from_name": settings.from_name,
+            "postal_address": settings.postal_address,
+            "base_url": settings.base_url,
+            "reply_to": settings.reply_to,
+        }
 
     def _context(self, issue: Issue) -> dict[str, Any]:
         settings = self.settings
@@ -131,13 +160,7 @@ class Renderer:
             )
         day = issue.meta.date
         return {
-            "newsletter": {
-                "name": settings.name,
-                "from_name": settings.from_name,
-                "postal_address": settings.postal_address,
-                "base_url": settings.base_url,
-                "reply_to": settings.reply_to,
-            },
+            "newsletter": self.newsletter_context(),
             "issue": {
                 "slug": issue.slug,
                 "subject": issue.meta.subject.strip(),

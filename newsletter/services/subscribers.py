@@ -10,10 +10,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, cast, func, insert, select, update
+from sqlalchemy import Connection, Engine, String, cast, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.domain.subscriber import (
@@ -345,6 +345,26 @@ class SubscriberStore:
         if record is None:
             raise NotFound(f"no subscriber #{subscriber_id}")
         return record
+
+    def claim_confirmation(
+        self, subscriber_id: int, *, min_interval: timedelta, max_sends: int
+    ) -> bool:
+        """Atomically take the right to send one more confirmation message (resend limits)."""
+        at = now()
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(subscribers)
+                .where(
+                    subscribers.c.id == subscriber_id,
+                    subscribers.c.confirm_sent_count < max_sends,
+                    or_(
+                        subscribers.c.confirm_sent_at.is_(None),
+                        subscribers.c.confirm_sent_at <= at - min_interval,
+                    ),
+                )
+                .values(confirm_sent_at=at, confirm_sent_count=subscribers.c.confirm_sent_count + 1)
+            )
+            return result.rowcount == 1
 
     def erase(self, email: str, context: Context) -> SubscriberRecord:
         """GDPR erasure: personal data goes; a salted hash stays so the address is suppressed."""

@@ -1,0 +1,1 @@
+"""Transports hand rendered messages to the world: outbox (.eml files), SMTP, SendGrid."""

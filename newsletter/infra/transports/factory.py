@@ -1,0 +1,21 @@
+"""Choosing and building the configured transport."""
+
+from __future__ import annotations
+
+from newsletter.domain.message import Sender
+from newsletter.errors import ConfigError
+from newsletter.infra.transports.base import Transport
+from newsletter.infra.transports.outbox import OutboxTransport
+from newsletter.infra.workspace import Workspace
+
+
+def sender_of(workspace: Workspace) -> Sender:
+    settings = workspace.settings
+    return Sender(settings.from_address, settings.from_name, settings.reply_to)
+
+
+def make_transport(workspace: Workspace, name: str | None = None) -> Transport:
+    chosen = name or workspace.settings.transport
+    if chosen == "outbox":
+        return OutboxTransport(workspace.state_dir / "outbox", sender_of(workspace))
+    raise ConfigError(f"transport: {chosen!r} is not available in this version; use outbox")

@@ -1,0 +1,1 @@
+"""The subscriber-facing web app (Starlette, served by uvicorn)."""

@@ -1,0 +1,274 @@
+"""Routes behind every unsubscribe, preferences and confirmation link. Thin: parse the
+request, call the consent service (in a thread: the database is synchronous), render a page.
+
+RFC 8058: POST /u/{token} with `List-Unsubscribe=One-Click` (urlencoded or multipart)
+unsubscribes at once and answers 200, never a redirect, needing no cookie. GET never
+changes anything, because link scanners fetch links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from newsletter.domain.subscriber import Source, Status, SubscriberRecord, mask_email
+from newsletter.domain.tokens import Purpose
+from newsletter.errors import InputError
+from newsletter.services.consent import ConsentService
+from newsletter.services.subscribers import Context
+from newsletter.web.ratelimit import RateLimiter
+
+SECURITY_HEADERS = {
+    # The token in the URL is the credential: never leak it through Referer.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+}
+
+
+@dataclass
+class WebContext:
+    consent: ConsentService
+    pages: Environment
+    newsletter: str
+    topics: list[str]
+    subscribe_limit: RateLimiter
+    trust_forwarded_for: bool
+
+
+def create_app(
+    consent: ConsentService, templates_dir: Path, newsletter: str, topics: list[str]
+) -> Starlette:
+    web = consent.web
+    ctx = WebContext(
+        consent=consent,
+        pages=Environment(
+            loader=FileSystemLoader(str(templates_dir / "web")),
+            autoescape=True,
+            undefined=StrictUndefined,
+        ),
+        newsletter=newsletter,
+        topics=sorted(topics),
+        subscribe_limit=RateLimiter(web.subscribe_per_ip_per_hour, 3600),
+        trust_forwarded_for=web.trust_forwarded_for,
+    )
+    routes = [
+        Route("/healthz", lambda r: healthz(ctx, r), methods=["GET"]),
+        Route("/u/{token}", lambda r: unsubscribe(ctx, r), methods=["GET", "POST"]),
+        Route("/preferences/{token}", lambda r: preferences(ctx, r), methods=["GET", "POST"]),
+        Route("/subscribe", lambda r: subscribe(ctx, r), methods=["GET", "POST"]),
+        Route("/confirm/{token}", lambda r: confirm(ctx, r), methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found_handler(ctx)})
+
+
+def page(ctx: WebContext, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    body = ctx.pages.get_template(template).render(newsletter=ctx.newsletter, **values)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def message(
+    ctx: WebContext,
+    title: str,
+    *paragraphs: str,
+    status: int = 200,
+    link: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return page(ctx, "message.html.j2", status, title=title, paragraphs=paragraphs, link=link)
+
+
+def not_found(ctx: WebContext) -> HTMLResponse:
+    """The same page for a forged, truncated, altered or expired token and for a stranger."""
+    return message(
+        ctx,
+        "Link not valid",
+        "This link is not valid. It may have been cut short when it was copied.",
+        status=404,
+    )
+
+
+def not_found_handler(ctx: WebContext):  # type: ignore[no-untyped-def]
+    async def handler(request: Request, exc: Exception) -> Response:
+        return not_found(ctx)
+
+    return handler
+
+
+def client_context(ctx: WebContext, request: Request, source: Source) -> Context:
+    ip = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-for")
+    if ctx.trust_forwarded_for and forwarded:
+        ip = forwarded.split(",")[0].strip()
+    return Context(source, None, ip, request.headers.get("user-agent"))
+
+
+async def healthz(ctx: WebContext, request: Request) -> Response:
+    def ping() -> None:
+        with ctx.consent.store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(ping)
+    except Exception as exc:  # any database failure means "not healthy"
+        return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def unsubscribe(ctx: WebContext, request: Request) -> Response:
+    token = request.path_params["token"]
+    consent = ctx.consent
+    if request.method == "GET":
+        record = await run_in_threadpool(consent.subscriber_for, token, Purpose.UNSUBSCRIBE)
+        if record is None:
+            return not_found(ctx)
+        return unsubscribe_page(ctx, record, done=False)
+    form = await request.form()
+    if form.get("List-Unsubscribe") != "One-Click":
+        return message(
+            ctx, "Nothing changed", "This request did not ask to unsubscribe.", status=400
+        )
+    source = (
+        Source.ONE_CLICK
+        if "text/html" not in request.headers.get("accept", "")
+        else Source.WEB_FORM
+    )
+    record = await run_in_threadpool(
+        consent.unsubscribe, token, client_context(ctx, request, source)
+    )
+    if record is None:
+        return not_found(ctx)
+    return unsubscribe_page(ctx, record, done=True)
+
+
+def unsubscribe_page(ctx: WebContext, record: SubscriberRecord, *, done: bool) -> Response:
+    preferences = ctx.consent.signer.sign(Purpose.PREFERENCES, record.id)
+    return page(
+        ctx,
+        "unsubscribe.html.j2",
+        title="Unsubscribe",
+        masked=mask_email(record.email or ""),
+        done=done,
+        already=record.status != Status.ACTIVE and record.status != Status.PENDING,
+        preferences_url=f"{ctx.consent.identity.base_url}/preferences/{preferences}",
+    )
+
+
+async def preferences(ctx: WebContext, request: Request) -> Response:
+    token = request.path_params["token"]
+    consent = ctx.consent
+    notice = error = None
+    if request.method == "POST":
+        form = await request.form()
+        action = str(form.get("action") or "")
+        topics = [str(t) for t in form.getlist("topic") if str(t) in ctx.topics]
+        pause = str(form.get("pause_days") or "")
+        try:
+            record = await run_in_threadpool(
+                lambda: consent.save_preferences(
+                    token,
+                    action,
+                    topics=topics,
+                    pause_days=int(pause) if pause.isdigit() else None,
+                    context=client_context(ctx, request, Source.PREFERENCES),
+                )
+            )
+            notice = "Saved."
+        except InputError as exc:
+            record, error = None, exc.message
+            record = await run_in_threadpool(consent.subscriber_for, token, Purpose.PREFERENCES)
+    else:
+        record = await run_in_threadpool(consent.subscriber_for, token, Purpose.PREFERENCES)
+    if record is None:
+        return not_found(ctx)
+    subscribed = record.status in (Status.ACTIVE, Status.PENDING)
+    status_text = {
+        Status.ACTIVE: "subscribed.",
+        Status.PENDING: "waiting for you to confirm your address.",
+        Status.UNSUBSCRIBED: "unsubscribed.",
+    }.get(record.status, "not receiving emails.")
+    return page(
+        ctx,
+        "preferences.html.j2",
+        status=400 if error else 200,
+        title="Preferences",
+        masked=mask_email(record.email or ""),
+        status_text=status_text,
+        subscribed=subscribed,
+        can_return=record.status == Status.UNSUBSCRIBED,
+        topics=sorted(set(ctx.topics) | set(record.topics)),
+        chosen=set(record.topics),
+        paused_until=record.paused_until.strftime("%d %B %Y") if record.paused_until else None,
+        notice=notice,
+        error=error,
+    )
+
+
+async def subscribe(ctx: WebContext, request: Request) -> Response:
+    if request.method == "GET":
+        return page(
+            ctx,
+            "subscribe.html.j2",
+            title="Subscribe",
+            topics=ctx.topics,
+            email="",
+            name="",
+            error=None,
+        )
+    form = await request.form()
+    email = str(form.get("email") or "").strip()
+    name = str(form.get("name") or "").strip()[:200] or None
+    context = client_context(ctx, request, Source.WEB_FORM)
+    sent = message(
+        ctx,
+        "Check your inbox",
+        "If that address can subscribe, a message is on its way to it with a link "
+        "to confirm. Nothing is sent to you until you click it.",
+    )
+    if form.get("website"):
+        return sent  # the honeypot: only robots fill the hidden field
+    if not ctx.subscribe_limit.allow(context.ip or "unknown"):
+        return message(ctx, "Too many requests", "Please try again in an hour.", status=429)
+    topics = [str(t) for t in form.getlist("topic") if str(t) in ctx.topics]
+    try:
+        await run_in_threadpool(ctx.consent.subscribe, email, name, topics, context)
+    except InputError:
+        return page(
+            ctx,
+            "subscribe.html.j2",
+            status=400,
+            title="Subscribe",
+            topics=ctx.topics,
+            email=email,
+            name=name or "",
+            error="Please enter a valid email address.",
+        )
+    return sent
+
+
+async def confirm(ctx: WebContext, request: Request) -> Response:
+    record = await run_in_threadpool(
+        ctx.consent.confirm,
+        request.path_params["token"],
+        client_context(ctx, request, Source.WEB_FORM),
+    )
+    if record is None:
+        return not_found(ctx)
+    if record.status != Status.ACTIVE:
+        return message(ctx, "Not subscribed", "This address cannot be subscribed.")
+    return message(
+        ctx,
+        "You are subscribed",
+        f"Thank you: {mask_email(record.email or '')} will get {ctx.newsletter}.",
+    )

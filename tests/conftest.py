@@ -2,19 +2,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+import uvicorn
 from sqlalchemy import Engine
 
 from newsletter.cli import run
+from newsletter.domain.tokens import Purpose, Signer
 from newsletter.infra.db.engine import connect
+from newsletter.infra.workspace import Workspace, open_workspace
 from newsletter.services.subscribers import SubscriberStore
+from newsletter.web.server import build_app
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,3 +156,50 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def store(engine: Engine) -> SubscriberStore:
     return SubscriberStore(engine)
+
+
+SECRET = "test-signing-key-0123456789abcdef"
+
+
+@dataclass
+class WebServer:
+    url: str
+    workspace: Workspace
+    engine: Engine
+    store: SubscriberStore
+    signer: Signer
+
+    def token(self, purpose: Purpose, subscriber_id: int, **kwargs: object) -> str:
+        return self.signer.sign(purpose, subscriber_id, **kwargs)  # type: ignore[arg-type]
+
+
+@contextmanager
+def running(app: object) -> Iterator[str]:
+    """Serve an ASGI app with a real uvicorn on a free loopback port, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def web(sample: Sample, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebServer]:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", database_url)
+    workspace = open_workspace(sample.root)
+    with connect(database_url) as engine:
+        signer = Signer([SECRET])
+        with running(build_app(workspace, engine, signer)) as url:
+            yield WebServer(url, workspace, engine, SubscriberStore(engine), signer)

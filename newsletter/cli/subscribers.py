@@ -250,21 +250,19 @@ def show(email: EmailArg, as_json: JsonFlag = False) -> None:
     ):
         if value:
             out.print(f"  {label}: {value}", markup=False)
-    table = Table(title="consent record", box=None, title_justify="left")
-    for column in ("time", "event", "change", "source", "detail", "ip", "user agent"):
-        table.add_column(column)
+    out.print("consent record:")
     for event in events:
         change = f"{event.old_status or '-'} -> {event.new_status}" if event.new_status else ""
-        table.add_row(
+        parts = [
             event.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
             event.kind,
             change,
             event.source,
             event.detail or "",
-            event.ip or "",
-            event.user_agent or "",
-        )
-    out.print(table)
+            event.ip and f"ip {event.ip}",
+            event.user_agent and f"agent {event.user_agent!r}",
+        ]
+        out.print("  " + "  ".join(p for p in parts if p), markup=False)
 
 
 @subscribers_app.command(

@@ -90,10 +90,10 @@ def erased_hash(key: str, salt: str) -> str:
 
 
 def mask_email(email: str) -> str:
-    """`a****@example.com`: enough for a person to recognise their address, not to harvest it."""
-    local, _, domain = email.partition("@")
+    """`ad***@example.com`: enough to recognise one's address, not to harvest it."""
+    local, _, domain = email.rpartition("@")
     shown = local[:1] if len(local) <= 3 else local[:2]
-    return f"{shown}{'*' * max(3, len(local) - len(shown))}@{domain}"
+    return f"{shown}***@{domain}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ changes anything, because link scanners fetch links.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,11 @@ def create_app(
         trust_forwarded_for=web.trust_forwarded_for,
     )
     routes = [
-        Route("/healthz", lambda r: healthz(ctx, r), methods=["GET"]),
-        Route("/u/{token}", lambda r: unsubscribe(ctx, r), methods=["GET", "POST"]),
-        Route("/preferences/{token}", lambda r: preferences(ctx, r), methods=["GET", "POST"]),
-        Route("/subscribe", lambda r: subscribe(ctx, r), methods=["GET", "POST"]),
-        Route("/confirm/{token}", lambda r: confirm(ctx, r), methods=["GET"]),
+        Route("/healthz", partial(healthz, ctx), methods=["GET"]),
+        Route("/u/{token}", partial(unsubscribe, ctx), methods=["GET", "POST"]),
+        Route("/preferences/{token}", partial(preferences, ctx), methods=["GET", "POST"]),
+        Route("/subscribe", partial(subscribe, ctx), methods=["GET", "POST"]),
+        Route("/confirm/{token}", partial(confirm, ctx), methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found_handler(ctx)})
 

@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
+	$(PYTHON) -m newsletter subscribers import subscribers/sample.csv
+	$(PYTHON) -m newsletter subscribers count
 	$(PYTHON) -m newsletter issues list
 	$(PYTHON) -m newsletter check $(DEMO_ISSUE)
 	$(PYTHON) -m newsletter build $(DEMO_ISSUE)
@@ -42,3 +44,4 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) bench/render.py
+	$(PYTHON) bench/import.py

@@ -162,15 +162,11 @@ def test_failed_build_keeps_previous_output(sample, cli, tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_wrong_nesting_is_caught_in_the_rendered_mjml(sample, build):
-    template = sample.root / "templates/email/footer.mjml.j2"
-    text = template.read_text(encoding="utf-8").replace(
-        "      <mj-column>", "      <mj-text>loose</mj-text>\n      <mj-column>", 1
-    )
-    template.write_text(text, encoding="utf-8")
-    assert_one_line_error(
-        build(), "templates/email/issue.mjml.j2", "<mj-text> is not allowed inside <mj-section>"
-    )
+def test_wrong_nesting_names_the_template_line(sample, build):
+    line = sample.edit("templates/email/footer.mjml.j2", "      <mj-column>",
+                       "      <mj-text>loose</mj-text>\n      <mj-column>")
+    assert_one_line_error(build(), f"templates/email/footer.mjml.j2:{line}",
+                          "<mj-text> is not allowed inside <mj-section>")
 
 
 def test_broken_preview_template_names_file_and_line(sample, cli):

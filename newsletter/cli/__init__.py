@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.text import Text
 
 from newsletter.cli import content, serve, subscribers  # noqa: F401  (they register commands)
-from newsletter.cli.app import app, err, options
-from newsletter.errors import ExitStatus, NewsletterError
+from newsletter.cli.app import PIPE_CLOSED, app, err, options, print_json
+from newsletter.errors import ExitStatus, InputError, NewsletterError
 
 
 def run(argv: list[str]) -> int:
@@ -19,12 +20,21 @@ def run(argv: list[str]) -> int:
     try:
         app(args=argv, prog_name="newsletter")
     except SystemExit as exc:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            return PIPE_CLOSED  # click's answer to a closed pipe is 1, our "check errors"
         return exc.code if isinstance(exc.code, int) else int(bool(exc.code))
     except NewsletterError as exc:
         if options.debug:
             raise
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        if "--json" in argv:  # a script reading stdout gets the error as JSON too
+            details = exc.to_dict() if isinstance(exc, InputError) else {"message": str(exc)}
+            print_json({"ok": False, "error": details, "exit_status": int(exc.exit_status)})
         return int(exc.exit_status)
+    except BrokenPipeError:
+        # The reader went away (`newsletter snippets list | head -1`): not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+        return PIPE_CLOSED
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130

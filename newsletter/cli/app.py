@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,24 +17,46 @@ from newsletter.infra.workspace import Workspace, open_workspace
 
 app = typer.Typer(
     help="Write snippets, compose issues, render them into email, check and send them.",
+    epilog="Example: newsletter check 2026-12-welcome",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-snippets_app = typer.Typer(help="The snippet library (issues/snippets/).", no_args_is_help=True)
-issues_app = typer.Typer(help="Issue files (issues/).", no_args_is_help=True)
-subscribers_app = typer.Typer(
-    help="The subscriber list and its consent record.", no_args_is_help=True
+snippets_app = typer.Typer(
+    help="The snippet library (issues/snippets/).",
+    epilog="Example: newsletter snippets list --tag evidence",
+    no_args_is_help=True,
 )
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+issues_app = typer.Typer(
+    help="Issue files (issues/).", epilog="Example: newsletter issues list", no_args_is_help=True
+)
+subscribers_app = typer.Typer(
+    help="The subscriber list and its consent record.",
+    epilog="Example: newsletter subscribers import subscribers/sample.csv",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(
+    help="The database schema.", epilog="Example: newsletter db upgrade", no_args_is_help=True
+)
 app.add_typer(snippets_app, name="snippets")
 app.add_typer(issues_app, name="issues")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(db_app, name="db")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports `newsletter ... | head -1`
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich exits 1 here, which means "check errors" to our callers.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(PIPE_CLOSED)
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from newsletter.cli.app import (
     JsonFlag,
     app,
+    err,
     issues_app,
     open_current_workspace,
     out,
@@ -25,7 +28,9 @@ from newsletter.services.build import Build, Builder, default_out_dir, write_bui
 from newsletter.services.library import Library
 from newsletter.services.preview import write_preview
 
-IssueArg = Annotated[str, typer.Argument(help="Issue slug (e.g. 2026-12-welcome) or path.")]
+IssueArg = Annotated[
+    str, typer.Argument(help="Issue slug (e.g. 2026-12-welcome) or path.", metavar="ISSUE")
+]
 
 
 @snippets_app.command("list", epilog="Example: newsletter snippets list --tag evidence")
@@ -52,7 +57,7 @@ def snippets_list(
     for s in snippets:
         table.add_row(
             s.id,
-            s.meta.title,
+            Text(s.meta.title),
             ", ".join(s.meta.tags),
             str(s.meta.reviewed),
             str(len(s.meta.sources)),
@@ -76,22 +81,22 @@ def issues_list(as_json: JsonFlag = False) -> None:
         table.add_column(name)
     for i in issues:
         table.add_row(
-            i.slug, str(i.meta.date), i.meta.status, str(len(i.meta.snippets)), i.meta.subject
+            i.slug, str(i.meta.date), i.meta.status, str(len(i.meta.snippets)), Text(i.meta.subject)
         )
     out.print(table)
     out.print(f"{len(issues)} issue(s)")
 
 
-def _show_findings(findings: list[Finding]) -> None:
+def _show_findings(findings: list[Finding], console: Console = out) -> None:
     for f in findings:
         style = "red" if f.severity == Severity.ERROR else "yellow"
         where = f"{f.where}: " if f.where else ""
-        out.print(
+        console.print(
             f"[{style}]{f.severity}[/{style}] {escape(where + f.message)} [dim]({f.code})[/dim]"
         )
     errors = sum(f.severity == Severity.ERROR for f in findings)
     warnings = len(findings) - errors
-    out.print(f"{errors} error(s), {warnings} warning(s)")
+    console.print(f"{errors} error(s), {warnings} warning(s)")
 
 
 def _build_json(build: Build, **extra: Any) -> dict[str, Any]:
@@ -161,7 +166,9 @@ def preview(
 ) -> None:
     """Write a preview page: desktop and 375 px mobile side by side, and the text version."""
     builder = Builder(open_current_workspace())
-    path = write_preview(builder, builder.build(issue), out_file)
+    result = builder.build(issue)
+    path = write_preview(builder, result, out_file)
+    _show_findings(result.findings, err)  # stdout carries only the path, for scripts
     out.print(str(path))
     if open_browser:
         webbrowser.open(path.resolve().as_uri())

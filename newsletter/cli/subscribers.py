@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from newsletter.cli.app import (
     JsonFlag,
@@ -56,14 +57,18 @@ def _store() -> Iterator[SubscriberStore]:
         yield SubscriberStore(engine)
 
 
-def _row(record: SubscriberRecord) -> list[str]:
+def _row(record: SubscriberRecord) -> list[Text]:
+    """Cells as plain Text: names and addresses are never read as console markup."""
     return [
-        str(record.id),
-        record.email or "(erased)",
-        record.name or "",
-        str(record.status),
-        ", ".join(record.topics),
-        record.created_at.strftime("%Y-%m-%d") if record.created_at else "",
+        Text(value)
+        for value in (
+            str(record.id),
+            record.email or "(erased)",
+            record.name or "",
+            str(record.status),
+            ", ".join(record.topics),
+            record.created_at.strftime("%Y-%m-%d") if record.created_at else "",
+        )
     ]
 
 

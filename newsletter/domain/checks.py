@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -57,19 +56,43 @@ _LEFTOVERS = re.compile(r"\b(?:TK|TODO|FIXME)\b|(?i:\blorem ipsum\b)|\{\{|\}\}|\
 
 
 class _Tags(HTMLParser):
-    """Collects links and images from the final HTML."""
+    """Collects links, images and the text a reader sees from the final HTML."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.links: list[str] = []
         self.images: list[dict[str, str | None]] = []
+        self.visible: list[str] = []  # text nodes, alt and title attributes
+        self._skip = 0  # inside <style> or <script>
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
+        if tag in ("style", "script"):
+            self._skip += 1
         if tag == "a" and found.get("href") is not None:
             self.links.append(str(found["href"]))
         elif tag == "img":
             self.images.append(found)
+        self.visible.extend(str(found[k]) for k in ("alt", "title") if found.get(k))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.visible.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.visible).split())
+
+
+def _parse(html_source: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(html_source)
+    parser.close()
+    return parser
 
 
 def run_checks(
@@ -87,13 +110,15 @@ def run_checks(
         (issue.source.file, issue.source.source_text),
         *((s.file, s.source_text) for s in issue.snippets),
     ]
+    templates = list(template_files)
+    parsed = _parse(probe.html)
     findings = [
         *_check_meta(issue, limits),
         *_check_snippets(issue, today, limits),
         *_check_size(probe, limits),
-        *_check_footer(rendered, probe, postal_address),
-        *_check_html(probe, [*content, *template_files]),
-        *_check_leftovers(probe, content),
+        *_check_footer(rendered, probe, parsed, postal_address, templates),
+        *_check_html(parsed, [*content, *templates]),
+        *_check_leftovers(issue, probe, parsed, content, templates),
     ]
     return sorted(findings, key=lambda f: f.severity != Severity.ERROR)
 
@@ -177,6 +202,27 @@ def _check_snippets(issue: Issue, today: date, limits: CheckLimits) -> list[Find
     out: list[Finding] = []
     for snippet in issue.snippets:
         meta = snippet.meta
+        if not snippet.body.strip():
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    "snippet-empty",
+                    f"snippet '{snippet.id}' has no body",
+                    snippet.file,
+                    snippet.body_line,
+                )
+            )
+        if meta.reviewed > today:
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    "snippet-review-future",
+                    f"snippet '{snippet.id}' says it was reviewed on "
+                    f"{meta.reviewed}, which is in the future",
+                    snippet.file,
+                    snippet.front.line_of("reviewed"),
+                )
+            )
         if not meta.sources:
             out.append(
                 Finding(
@@ -226,9 +272,14 @@ def _check_size(probe: PersonalizedMessage, limits: CheckLimits) -> list[Finding
 
 
 def _check_footer(
-    rendered: RenderedIssue, probe: PersonalizedMessage, postal_address: str
+    rendered: RenderedIssue,
+    probe: PersonalizedMessage,
+    parsed: _Tags,
+    postal_address: str,
+    templates: list[tuple[str, str]],
 ) -> list[Finding]:
     out: list[Finding] = []
+    footer = _locate("unsubscribe_url", templates)
     unsubscribe = placeholder("unsubscribe_url")
     if f'href="{unsubscribe}"' not in rendered.html or unsubscribe not in rendered.text:
         out.append(
@@ -236,27 +287,28 @@ def _check_footer(
                 Severity.ERROR,
                 "unsubscribe-missing",
                 "no unsubscribe link in the HTML and text body",
+                *footer,
             )
         )
     if f'href="{placeholder("preferences_url")}"' not in rendered.html:
-        out.append(Finding(Severity.WARNING, "preferences-missing", "no preferences link"))
-    address = postal_address.strip()
-    if not address or html.escape(address) not in probe.html or address not in probe.text:
+        out.append(Finding(Severity.WARNING, "preferences-missing", "no preferences link", *footer))
+    address = " ".join(postal_address.split())
+    text = " ".join(probe.text.split())
+    if not address or address not in parsed.text or address not in text:
         out.append(
             Finding(
                 Severity.ERROR,
                 "postal-address-missing",
                 "the postal address is missing from the footer (CAN-SPAM)",
+                *_locate("postal_address", templates),
             )
         )
     return out
 
 
-def _check_html(probe: PersonalizedMessage, files: list[tuple[str, str]]) -> list[Finding]:
-    parser = _Tags()
-    parser.feed(probe.html)
+def _check_html(parsed: _Tags, files: list[tuple[str, str]]) -> list[Finding]:
     out: list[Finding] = []
-    for href in dict.fromkeys(parser.links):
+    for href in dict.fromkeys(parsed.links):
         if not is_allowed_link(href):
             file, line = _locate(href, files)
             out.append(
@@ -268,17 +320,16 @@ def _check_html(probe: PersonalizedMessage, files: list[tuple[str, str]]) -> lis
                     line,
                 )
             )
-    for image in parser.images:
+    for image in parsed.images:
+        src = str(image.get("src") or "")
         if not (image.get("alt") or "").strip():
-            src = str(image.get("src") or "")
             file, line = _locate(src, files) if src else (None, None)
             out.append(
                 Finding(
                     Severity.ERROR, "image-no-alt", f"image {src!r} has no alt text", file, line
                 )
             )
-        src = str(image.get("src") or "")
-        if src and not src.startswith("https://"):
+        if src and (not is_allowed_link(src) or src.lower().startswith("mailto:")):
             file, line = _locate(src, files)
             out.append(
                 Finding(
@@ -292,7 +343,13 @@ def _check_html(probe: PersonalizedMessage, files: list[tuple[str, str]]) -> lis
     return out
 
 
-def _check_leftovers(probe: PersonalizedMessage, files: list[tuple[str, str]]) -> list[Finding]:
+def _check_leftovers(
+    issue: Issue,
+    probe: PersonalizedMessage,
+    parsed: _Tags,
+    content: list[tuple[str, str]],
+    templates: list[tuple[str, str]],
+) -> list[Finding]:
     out: list[Finding] = []
     for label, body in (("HTML", probe.html), ("text", probe.text)):
         if OPEN in body or CLOSE in body:
@@ -301,15 +358,22 @@ def _check_leftovers(probe: PersonalizedMessage, files: list[tuple[str, str]]) -
                     Severity.ERROR,
                     "placeholder-left",
                     f"an unfilled placeholder is left in the {label} output",
+                    *_locate(OPEN, [*content, *templates]),
                 )
             )
+    # Everything a reader can see: subject, preheader, text, the HTML's text and alt texts.
+    seen_by_reader = "\n".join(
+        (issue.meta.subject, issue.meta.preheader or "", probe.text, parsed.text)
+    )
     seen: set[str] = set()
-    for match in _LEFTOVERS.finditer(probe.text):
+    for match in _LEFTOVERS.finditer(seen_by_reader):
         marker = match.group(0)
         if marker.lower() in seen:
             continue
         seen.add(marker.lower())
-        file, line = _locate_marker(marker, files)
+        # Templates are full of {{ }}; only word markers are looked for there.
+        where = [*content, *templates] if marker[0].isalpha() else content
+        file, line = _locate_marker(marker, where)
         out.append(
             Finding(
                 Severity.ERROR,

@@ -14,6 +14,17 @@ FENCE = "---"
 M = TypeVar("M", bound=BaseModel)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without implicit timestamps: `2026-13-40` stays a string, so the model
+    rejects it with the field's line instead of PyYAML failing without one."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @dataclass(frozen=True)
 class FrontMatter:
     data: dict[str, Any]
@@ -31,17 +42,30 @@ class FrontMatter:
 
 
 def _node_lines(
-    node: yaml.Node, prefix: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
+    node: yaml.Node,
+    prefix: tuple[str | int, ...],
+    out: dict[tuple[str | int, ...], int],
+    seen: set[int],
+    file: str,
 ) -> None:
+    """Record the line of every key and item. A node met twice is a YAML alias: refused,
+    since aliases can nest into exponential (or endless) structures."""
+    if id(node) in seen:
+        raise InputError(
+            "YAML anchors and aliases are not allowed in front matter",
+            file,
+            node.start_mark.line + 2,
+        )
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = (*prefix, str(key_node.value))
             out.setdefault(path, key_node.start_mark.line + 2)
-            _node_lines(value_node, path, out)
+            _node_lines(value_node, path, out, seen, file)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             out[(*prefix, index)] = item.start_mark.line + 2
-            _node_lines(item, (*prefix, index), out)
+            _node_lines(item, (*prefix, index), out, seen, file)
 
 
 def parse_front_matter(text: str, file: str) -> FrontMatter:
@@ -56,8 +80,7 @@ def parse_front_matter(text: str, file: str) -> FrontMatter:
         raise InputError("front matter is not closed by a '---' line", file, 1)
     yaml_text = "\n".join(lines[1:end])
     try:
-        node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(yaml_text)
+        node = yaml.compose(yaml_text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         # An unclosed construct is noticed lines later; point at where it started.
         mark = exc.context_mark or exc.problem_mark
@@ -73,17 +96,18 @@ def parse_front_matter(text: str, file: str) -> FrontMatter:
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", file, 1) from None
     if node is None:
-        node, data = yaml.MappingNode("tag:yaml.org,2002:map", []), {}
-    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [])
+    if not isinstance(node, yaml.MappingNode):
         raise InputError("front matter must be a mapping of 'key: value' lines", file, 2)
+    positions: dict[tuple[str | int, ...], int] = {}
+    _node_lines(node, (), positions, set(), file)  # before constructing: rejects aliases
+    data = _Loader(yaml_text).get_single_data() or {}
     seen: dict[str, int] = {}
     for key_node, _ in node.value:
         key, line = str(key_node.value), key_node.start_mark.line + 2
         if key in seen:
             raise InputError(f"duplicate key '{key}' (first on line {seen[key]})", file, line)
         seen[key] = line
-    positions: dict[tuple[str | int, ...], int] = {}
-    _node_lines(node, (), positions)
     return FrontMatter(
         data=data,
         lines=positions,
@@ -103,8 +127,9 @@ def validate(model: type[M], front: FrontMatter, **extra: Any) -> M:
         where = ".".join(str(p) for p in loc) or "front matter"
         if error["type"] == "missing":
             allowed = ", ".join(model.model_fields)
+            line = front.line_of(*loc[:-1]) if len(loc) > 1 else 1
             raise InputError(
-                f"missing required field '{where}' (fields: {allowed})", front.file, 1
+                f"missing required field '{where}' (fields: {allowed})", front.file, line
             ) from None
         if error["type"] == "extra_forbidden":
             allowed = ", ".join(model.model_fields)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from newsletter.domain.frontmatter import FrontMatter, parse_front_matter, validate
 from newsletter.domain.personalize import reject_reserved
@@ -16,11 +17,21 @@ from newsletter.domain.snippet import ID_PATTERN, Snippet
 from newsletter.errors import InputError
 
 
+def _one_line(value: str | None) -> str | None:
+    """Subjects and preheaders end up in headers: no line breaks or control characters."""
+    if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must be one line without control characters")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
 class IssueMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: str
-    preheader: str | None = None
+    subject: OneLine
+    preheader: OneLine | None = None
     date: date
     snippets: list[str] = Field(min_length=1)
     status: Literal["draft", "ready"] = "draft"

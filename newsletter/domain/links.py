@@ -35,11 +35,13 @@ def tag_url(url: str, utm: Utm | None) -> str:
 
 
 def is_allowed_link(url: str) -> bool:
-    """Email links must be absolute https, or mailto."""
-    scheme = urlsplit(url.strip()).scheme.lower()
-    if scheme == "mailto":
+    """Email links must be absolute https (no spaces), or mailto."""
+    if any(c.isspace() for c in url.strip()):
+        return False
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() == "mailto":
         return True
-    return scheme == "https" and bool(urlsplit(url.strip()).netloc)
+    return parts.scheme.lower() == "https" and bool(parts.netloc)
 
 
 def require_https(url: str) -> str:

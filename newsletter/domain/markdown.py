@@ -33,7 +33,9 @@ def render_markdown(
     tokens = _md.parse(source)
     for token in _walk(tokens):
         if token.type == "link_open":
-            token.attrSet("href", tag_url(str(token.attrGet("href") or ""), utm))
+            href = str(token.attrGet("href") or "")
+            token.meta["written"] = href  # what the editor wrote, before UTM tagging
+            token.attrSet("href", tag_url(href, utm))
     html = _md.renderer.render(tokens, _md.options, {})
     return RenderedMarkdown(html=html.strip(), text=_to_text(tokens, width))
 
@@ -64,7 +66,7 @@ def _walk(tokens: list[Token]):
 
 def _inline_text(token: Token) -> str:
     out: list[str] = []
-    href_stack: list[str] = []
+    href_stack: list[tuple[str, str]] = []  # (href, href as written)
     start_stack: list[int] = []
     for child in token.children or []:
         kind = child.type
@@ -75,14 +77,17 @@ def _inline_text(token: Token) -> str:
         elif kind == "hardbreak":
             out.append("\n")
         elif kind == "link_open":
-            href_stack.append(str(child.attrGet("href") or ""))
+            href = str(child.attrGet("href") or "")
+            href_stack.append((href, str(child.meta.get("written", href))))
             start_stack.append(len(out))
         elif kind == "link_close":
-            href = href_stack.pop()
-            label = "".join(out[start_stack.pop() :])
-            shown = href.removeprefix("mailto:") if href.startswith("mailto:") else href
-            if label.strip() not in (href, shown):
+            href, written = href_stack.pop()
+            label = "".join(out[start_stack.pop() :]).strip()
+            shown = href.removeprefix("mailto:")
+            if label not in (href, shown, written, written.removeprefix("mailto:")):
                 out.append(f" ({shown})")
+            elif href != written:  # an autolink that gained UTM parameters
+                out[-1:] = [out[-1].replace(label, shown)] if out else []
         elif kind == "image":
             alt = child.content or "image"
             out.append(f"[{alt}] ({child.attrGet('src')})")

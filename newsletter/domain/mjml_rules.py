@@ -16,7 +16,8 @@ from functools import cache
 from importlib import resources
 
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
-_TAG = re.compile(r"<(/?)(mjml|mj-[A-Za-z0-9-]*)((?:\"[^\"]*\"|'[^']*'|[^'\">])*)>")
+_TAG = re.compile(r"<(/?)(mjml|mj-[A-Za-z0-9-]*)((?:\"[^\"]*\"|'[^']*'|[^'\">])*)>", re.I)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _ATTR = re.compile(r"([^\s=/>\"']+)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?")
 
 
@@ -33,6 +34,7 @@ class MjmlSchema:
     any_attributes: frozenset[str]
     global_attributes: frozenset[str]
     unsupported: dict[str, str]
+    unsupported_attributes: dict[str, dict[str, str]]
 
 
 @cache
@@ -55,18 +57,23 @@ def schema() -> MjmlSchema:
         ),
         global_attributes=frozenset(raw.get("global_attributes", [])),
         unsupported=dict(raw.get("unsupported", {})),
+        unsupported_attributes=dict(raw.get("unsupported_attributes", {})),
     )
+
+
+def _blank(pattern: re.Pattern[str], source: str) -> str:
+    return pattern.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
 
 
 def blank_jinja(source: str) -> str:
     """Replace Jinja syntax with spaces, keeping newlines, so positions stay true."""
-    return _JINJA.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
+    return _blank(_JINJA, source)
 
 
 def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
     """Problems in MJML source (or a Jinja template of MJML when `template` is true)."""
     rules = schema()
-    text = blank_jinja(source) if template else source
+    text = _blank(_COMMENT, blank_jinja(source) if template else source)
     problems: list[MjmlProblem] = []
     in_attributes = 0  # inside <mj-attributes>, tags name defaults, not components
     open_tags: list[str] = []  # a template may start mid-document: no parent, no check
@@ -84,6 +91,9 @@ def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
         self_closing = rest.rstrip().endswith("/")
         if not self_closing:
             open_tags.append(name)
+        if name != name.lower():
+            problems.append(MjmlProblem(line, f"unknown MJML tag <{name}> (tags are lower case)"))
+            continue
         if name in rules.unsupported:
             problems.append(
                 MjmlProblem(line, f"<{name}> is not supported: {rules.unsupported[name]}")
@@ -104,7 +114,15 @@ def validate_mjml(source: str, *, template: bool = False) -> list[MjmlProblem]:
             allowed = allowed - {"mj-class"}
         for attr in _ATTR.finditer(rest.rstrip("/")):
             key = attr.group(1)
-            if key not in allowed:
+            reason = rules.unsupported_attributes.get(name, {}).get(key)
+            if reason:
+                attr_line = line + text.count("\n", match.start(), match.start(3) + attr.start())
+                problems.append(
+                    MjmlProblem(
+                        attr_line, f"attribute '{key}' on <{name}> is not supported: {reason}"
+                    )
+                )
+            elif key not in allowed:
                 attr_line = line + text.count("\n", match.start(), match.start(3) + attr.start())
                 problems.append(
                     MjmlProblem(attr_line, f"attribute '{key}' is not allowed on <{name}>")

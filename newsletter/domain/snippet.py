@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from newsletter.domain.frontmatter import FrontMatter, parse_front_matter, validate
 from newsletter.domain.links import require_https
@@ -38,14 +38,16 @@ class SnippetMeta(BaseModel):
     tags: list[Tag] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     reviewed: date
-    image: HttpsUrl | None = None
     alt: str | None = None
+    image: HttpsUrl | None = None
 
-    @model_validator(mode="after")
-    def _image_needs_alt(self) -> SnippetMeta:
-        if self.image and not (self.alt and self.alt.strip()):
-            raise ValueError("alt: an image needs alt text describing it")
-        return self
+    @field_validator("image")
+    @classmethod
+    def _image_needs_alt(cls, image: str | None, info: ValidationInfo) -> str | None:
+        alt = info.data.get("alt")
+        if image and not (alt and alt.strip()):
+            raise ValueError("an image needs alt text describing it (add an 'alt:' line)")
+        return image
 
 
 @dataclass(frozen=True)

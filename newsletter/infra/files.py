@@ -11,11 +11,13 @@ from newsletter.errors import InputError
 
 
 def display_path(path: Path) -> str:
-    """A path as the user would type it: relative to the current directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """A path as the user would type it: relative to the current directory when inside it.
+
+    Symlinks are not followed: an error names the file the user has, not its target.
+    """
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute, os.getcwd())
+    return absolute if relative.startswith("..") else relative
 
 
 def read_text(path: Path) -> str:
@@ -57,18 +59,31 @@ def first_invalid_utf8(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_files_atomically(directory: Path, files: dict[str, str | bytes]) -> None:
-    """Write all files or none: each goes to a temporary name first, then is renamed into place."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write every file to a temporary name first and rename them into place only once all
+    are written: a failure leaves no partial file (renames are atomic one file at a time)."""
     staged: list[tuple[str, Path]] = []
+    mode = 0o666 & ~_umask()
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
             staged.append((tmp, directory / name))
+            os.fchmod(fd, mode)  # mkstemp makes 0600; output is for others to read too
             with os.fdopen(fd, "wb") as fh:
                 fh.write(content.encode("utf-8") if isinstance(content, str) else content)
         for tmp, final in staged:
             os.replace(tmp, final)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write output: {exc.strerror or exc}", display_path(directory)
+        ) from None
     finally:
         for tmp, _ in staged:
             if os.path.exists(tmp):

@@ -5,6 +5,7 @@ Secrets never live in the file: they are read from the environment only (`Secret
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import secrets
@@ -21,9 +22,16 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    StringConstraints,
     ValidationError,
+    model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from newsletter.errors import ConfigError
 from newsletter.infra.files import display_path, read_text
@@ -40,6 +48,8 @@ def _http_url(value: str) -> str:
 
 
 HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
+# One line of visible text: surrounding spaces dropped, never empty.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"^[^\r\n]*$")]
 
 
 class _Table(BaseModel):
@@ -85,6 +95,12 @@ class CheckSettings(_Table):
     html_max_kb: PositiveInt = 102
     subject_max_chars: PositiveInt = 78
 
+    @model_validator(mode="after")
+    def _warn_below_max(self) -> CheckSettings:
+        if self.html_warn_kb > self.html_max_kb:
+            raise ValueError("html_warn_kb must not be above html_max_kb")
+        return self
+
 
 class WebSettings(_Table):
     """`newsletter serve`: where it listens and how it protects the subscribe form."""
@@ -106,11 +122,11 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
     )
 
-    name: str = Field(min_length=1)
+    name: Text
     from_address: EmailStr
-    from_name: str = Field(min_length=1)
+    from_name: Text
     reply_to: EmailStr | None = None
-    postal_address: str = Field(min_length=1)
+    postal_address: Text
     base_url: HttpUrlStr
     # List-Id (RFC 2919); default: derived from the name and the base URL's host.
     list_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+$")
@@ -207,10 +223,39 @@ def load_settings(root: Path) -> Settings:
             int(match.group(1)) if match else None,
         ) from None
     _refuse_secrets(data, text, shown)
+    _refuse_unknown_environment()
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise _explain(exc, text, shown) from None
+    except SettingsError as exc:  # e.g. NEWSLETTER_SMTP='not json'
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"cannot read settings from the environment: {cause}") from None
+
+
+# NEWSLETTER_* variables that are not settings but are ours all the same.
+OTHER_VARIABLES = {"WORKSPACE", "SECRET_KEY", "TEST_POSTGRES"}
+
+
+def _refuse_unknown_environment() -> None:
+    """A misspelt variable would silently change nothing: name it instead."""
+    known = {name.upper() for name in Settings.model_fields}
+    for variable in os.environ:
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper[len(ENV_PREFIX) :] in OTHER_VARIABLES:
+            continue
+        table, _, key = upper[len(ENV_PREFIX) :].partition("__")
+        field = Settings.model_fields.get(table.lower())
+        if table in known and not key:
+            continue
+        nested = (
+            field and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        )
+        if nested and key.lower() in field.annotation.model_fields:  # type: ignore[union-attr]
+            continue
+        close = difflib.get_close_matches(upper[len(ENV_PREFIX) :], sorted(known), n=1)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close and not key else ""
+        raise ConfigError(f"unknown setting{hint}", f"environment variable {variable}")
 
 
 def _refuse_secrets(data: dict[str, Any], text: str, shown: str) -> None:
@@ -249,8 +294,10 @@ def _explain(exc: ValidationError, text: str, shown: str) -> ConfigError:
         message = "unknown setting"
     elif "input" in error and not isinstance(error["input"], dict):
         message = f"{message} (got {error['input']!r})"
-    if any(name.upper() == env_name for name in os.environ):
-        return ConfigError(f"{dotted}: {message}", f"environment variable {env_name}")
+    for prefix in range(len(loc), 0, -1):  # NEWSLETTER_SMTP__PORT, then NEWSLETTER_SMTP
+        candidate = ENV_PREFIX + "__".join(loc[:prefix]).upper()
+        if any(name.upper() == candidate for name in os.environ):
+            return ConfigError(f"{dotted}: {message}", f"environment variable {candidate}")
     table, key = (loc[0], loc[1]) if len(loc) > 1 else ("", loc[0] if loc else "")
     return ConfigError(f"{dotted}: {message}", shown, _line_of(text, table, key))
 

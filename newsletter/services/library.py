@@ -20,7 +20,7 @@ class Library:
         folder = self.workspace.snippets_dir
         if not folder.is_dir():
             raise InputError("snippet folder is missing", display_path(folder))
-        return {path.stem: path for path in sorted(folder.glob("*.md"))}
+        return {path.stem: path for path in _markdown_files(folder)}
 
     def load_snippet(self, path: Path) -> Snippet:
         return parse_snippet(path.stem, read_text(path), display_path(path))
@@ -30,13 +30,15 @@ class Library:
         return [s for s in loaded if tag is None or tag in s.meta.tags]
 
     def issue_paths(self) -> list[Path]:
-        return sorted(self.workspace.issues_dir.glob("*.md"))
+        return _markdown_files(self.workspace.issues_dir)
 
     def issues(self) -> list[IssueFile]:
         return [self.load_issue(str(path)) for path in self.issue_paths()]
 
     def resolve_issue(self, ref: str) -> Path:
         """ISSUE on the command line is a slug (`2026-12-welcome`) or a path to the file."""
+        if not ref.strip():
+            raise InputError("no issue given: pass a slug such as 2026-12-welcome, or a path")
         candidate = Path(ref)
         if candidate.suffix == ".md" or candidate.exists() or "/" in ref:
             if not candidate.is_file():
@@ -61,3 +63,8 @@ class Library:
         wanted = {sid: paths[sid] for sid in issue.meta.snippets if sid in paths}
         loaded = {sid: self.load_snippet(path) for sid, path in wanted.items()}
         return compose(issue, loaded, known_ids=paths)
+
+
+def _markdown_files(folder: Path) -> list[Path]:
+    """`*.md`, without editors' hidden lock and backup files (`.#x.md`, `.x.md.swp`)."""
+    return sorted(p for p in folder.glob("*.md") if not p.name.startswith((".", "#", "~")))

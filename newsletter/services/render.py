@@ -14,6 +14,7 @@ from jinja2 import (
     StrictUndefined,
     TemplateError,
     TemplateNotFound,
+    TemplateRuntimeError,
     TemplateSyntaxError,
 )
 from markupsafe import Markup
@@ -22,7 +23,7 @@ from newsletter.domain.issue import Issue
 from newsletter.domain.links import Utm, tag_url
 from newsletter.domain.markdown import render_markdown, wrap
 from newsletter.domain.mjml_rules import validate_mjml
-from newsletter.domain.personalize import RenderedIssue, placeholder
+from newsletter.domain.personalize import RenderedIssue, placeholder, reject_reserved
 from newsletter.errors import InputError
 from newsletter.infra.files import display_path, read_text
 from newsletter.infra.settings import Settings
@@ -42,7 +43,10 @@ def _autoescape(name: str | None) -> bool:
 
 
 def _placeholder(name: str, fallback: str = "") -> Markup:
-    return Markup(placeholder(name, fallback))
+    try:
+        return Markup(placeholder(name, fallback))
+    except ValueError as exc:  # a template error, reported with the template's line
+        raise TemplateRuntimeError(str(exc)) from None
 
 
 class Renderer:
@@ -52,7 +56,7 @@ class Renderer:
         self.templates_dir = templates_dir
         self.settings = settings
         self.env = Environment(
-            loader=FileSystemLoader(str(templates_dir), encoding="utf-8"),
+            loader=FileSystemLoader(str(templates_dir), encoding="utf-8-sig"),
             autoescape=_autoescape,
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -104,7 +108,13 @@ class Renderer:
             self.validate_templates()
         source = self.render_template(html_template, context)
         for problem in validate_mjml(source):
+            # Nesting is only known once rendered; point at the template line that made it.
             row = source.splitlines()[problem.line - 1].strip()
+            for shown, template in self.template_sources():
+                position = template.find(row) if row else -1
+                if position >= 0:
+                    line = template.count("\n", 0, position) + 1
+                    raise InputError(problem.message, shown, line)
             raise InputError(
                 f"{problem.message} (line {problem.line} of the rendered MJML: {row[:60]})",
                 self._shown(html_template),
@@ -123,6 +133,8 @@ class Renderer:
 
     def newsletter_context(self) -> dict[str, Any]:
         settings = self.settings
+        for key in ("name", "from_name", "postal_address"):
+            reject_reserved(getattr(settings, key), f"newsletter.toml ({key})")
         return {
             "name": settings.name,
             "from_name": settings.from_name,

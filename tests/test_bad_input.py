@@ -163,10 +163,16 @@ def test_failed_build_keeps_previous_output(sample, cli, tmp_path):
 
 
 def test_wrong_nesting_names_the_template_line(sample, build):
-    line = sample.edit("templates/email/footer.mjml.j2", "      <mj-column>",
-                       "      <mj-text>loose</mj-text>\n      <mj-column>")
-    assert_one_line_error(build(), f"templates/email/footer.mjml.j2:{line}",
-                          "<mj-text> is not allowed inside <mj-section>")
+    line = sample.edit(
+        "templates/email/footer.mjml.j2",
+        "      <mj-column>",
+        "      <mj-text>loose</mj-text>\n      <mj-column>",
+    )
+    assert_one_line_error(
+        build(),
+        f"templates/email/footer.mjml.j2:{line}",
+        "<mj-text> is not allowed inside <mj-section>",
+    )
 
 
 def test_broken_preview_template_names_file_and_line(sample, cli):

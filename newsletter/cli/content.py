@@ -52,8 +52,10 @@ def snippets_list(
         return
     table = Table(box=None)
     table.add_column("id", no_wrap=True)  # ids are typed back into issue files: never cut
-    for name in ("title", "tags", "reviewed", "sources"):
-        table.add_column(name)
+    table.add_column("title", min_width=24, ratio=1)
+    table.add_column("tags", overflow="fold")
+    table.add_column("reviewed", no_wrap=True)
+    table.add_column("sources", justify="right")
     for s in snippets:
         table.add_row(
             s.id,

@@ -11,6 +11,7 @@ class ExitStatus(IntEnum):
     OK = 0
     CHECKS_FAILED = 1  # pre-flight checks found errors
     INPUT_ERROR = 2  # bad usage, file, setting or template
+    SEND_INCOMPLETE = 3  # a send stopped before every recipient was handled (paused, cancelled)
     UNAVAILABLE = 69  # a database, server or provider cannot be reached
     INTERNAL_ERROR = 70  # a bug: rerun with --debug for the traceback
 

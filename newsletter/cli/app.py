@@ -42,7 +42,13 @@ db_app = typer.Typer(
 app.add_typer(snippets_app, name="snippets")
 app.add_typer(issues_app, name="issues")
 app.add_typer(subscribers_app, name="subscribers")
+sends_app = typer.Typer(
+    help="Sends and their per-recipient ledger.",
+    epilog="Example: newsletter sends show 3",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
+app.add_typer(sends_app, name="sends")
 
 PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports `newsletter ... | head -1`
 

@@ -89,6 +89,12 @@ def erased_hash(key: str, salt: str) -> str:
     return hmac.new(salt.encode(), key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def first_name_of(name: str | None) -> str | None:
+    """The greeting's name: the first word of the full name, if there is one."""
+    words = (name or "").split()
+    return words[0] if words else None
+
+
 def mask_email(email: str) -> str:
     """`ad***@example.com`: enough to recognise one's address, not to harvest it."""
     local, _, domain = email.rpartition("@")
@@ -114,7 +120,7 @@ class SubscriberRecord:
 
     @property
     def first_name(self) -> str | None:
-        return self.name.split()[0] if self.name and self.name.split() else None
+        return first_name_of(self.name)
 
     def to_dict(self) -> dict[str, object]:
         return {

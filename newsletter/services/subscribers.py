@@ -74,6 +74,12 @@ def to_record(row: Any) -> SubscriberRecord:
     )
 
 
+def follows_topic(topic: str) -> Any:
+    """Topics are slugs, so a JSON list holds one exactly as `"topic"`: SQLite and PostgreSQL
+    can both test that on the JSON's text form."""
+    return cast(subscribers.c.topics, String).like(f'%"{topic}"%')
+
+
 def parse_address(raw: str) -> Address:
     try:
         return normalize_address(raw)
@@ -183,8 +189,7 @@ class SubscriberStore:
         if statuses:
             query = query.where(subscribers.c.status.in_([str(s) for s in statuses]))
         if topic:
-            # Topics are slugs, so their JSON text form is exactly "topic".
-            query = query.where(cast(subscribers.c.topics, String).like(f'%"{topic}"%'))
+            query = query.where(follows_topic(topic))
         return query
 
     def list(

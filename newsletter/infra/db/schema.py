@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -78,4 +79,57 @@ imports = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("report", JSON, nullable=True),
+)
+
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("issue_slug", String(200), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("preheader", Text, nullable=False),
+    # The one frozen render every recipient gets, placeholders and all.
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("topic", String(40), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("total", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("send_id", Id, ForeignKey("sends.id"), nullable=False),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    # Set, and committed, just before the transport call: the line between "never sent"
+    # and "perhaps sent" when a worker dies.
+    Column("handed_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("provider_message_id", String(255), nullable=True),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("send_id", "subscriber_id", name="uq_deliveries_send_subscriber"),
+    Index("ix_deliveries_send_status", "send_id", "status", "id"),
+)
+
+workers = Table(
+    "send_workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("send_id", Id, ForeignKey("sends.id"), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )

@@ -17,7 +17,8 @@ from newsletter.domain.personalize import Recipient, RenderedIssue
 class Result(StrEnum):
     SENT = "sent"  # accepted by the server or provider (or written, for the outbox)
     FAILED = "failed"  # permanent: do not retry
-    RETRY = "retry"  # transient: try again later
+    RETRY = "retry"  # transient, and certainly not delivered: try again later
+    UNCERTAIN = "uncertain"  # the connection died while the server had it: maybe delivered
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class Outcome:
     result: Result
     provider_id: str | None = None
     error: str | None = None
+    retry_after: float | None = None  # seconds the server asked us to wait
+
+
+class TransportFatal(Exception):
+    """Nothing in this call was sent and nothing will be until a person acts (bad
+    credentials, refused sender): the send pauses instead of burning the list."""
 
 
 class Transport(Protocol):

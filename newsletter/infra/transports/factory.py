@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from newsletter.domain.message import Sender
 from newsletter.errors import ConfigError
+from newsletter.infra.settings import OutboxSettings, SendgridSettings, SmtpSettings
 from newsletter.infra.transports.base import Transport
 from newsletter.infra.transports.outbox import OutboxTransport
 from newsletter.infra.workspace import Workspace
@@ -14,8 +15,24 @@ def sender_of(workspace: Workspace) -> Sender:
     return Sender(settings.from_address, settings.from_name, settings.reply_to)
 
 
+TransportSettings = OutboxSettings | SmtpSettings | SendgridSettings
+
+
+def transport_settings(workspace: Workspace, name: str) -> TransportSettings:
+    settings = workspace.settings
+    tables: dict[str, TransportSettings] = {
+        "outbox": settings.outbox,
+        "smtp": settings.smtp,
+        "sendgrid": settings.sendgrid,
+    }
+    if name not in tables:
+        raise ConfigError(f"transport: unknown transport {name!r} (outbox, smtp, sendgrid)")
+    return tables[name]
+
+
 def make_transport(workspace: Workspace, name: str | None = None) -> Transport:
     chosen = name or workspace.settings.transport
+    transport_settings(workspace, chosen)
     if chosen == "outbox":
         return OutboxTransport(workspace.state_dir / "outbox", sender_of(workspace))
     raise ConfigError(f"transport: {chosen!r} is not available in this version; use outbox")

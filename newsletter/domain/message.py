@@ -31,6 +31,12 @@ RESERVED = {
 }
 
 
+# Fold only past RFC 5322's hard limit: at 78 the email package turns a long URL in
+# List-Unsubscribe into RFC 2047 encoded words, which mail clients do not read as a URL.
+_ASCII = policy.SMTP.clone(max_line_length=998)
+_UTF8 = policy.SMTPUTF8.clone(max_line_length=998)
+
+
 @dataclass(frozen=True)
 class Sender:
     address: str
@@ -68,7 +74,7 @@ def build_message(
     subject_prefix: str = "",
 ) -> EmailMessage:
     needs_utf8 = not (recipient.email.isascii() and sender.address.isascii())
-    message = EmailMessage(policy=policy.SMTPUTF8 if needs_utf8 else policy.SMTP)
+    message = EmailMessage(policy=_UTF8 if needs_utf8 else _ASCII)
     message["From"] = _address(sender.name, sender.address)
     message["To"] = _address(recipient.name, recipient.email)
     if sender.reply_to:

@@ -123,14 +123,56 @@ class RenderedIssue:
         return self._html.names(), self._text.names()
 
 
-def personalize(rendered: RenderedIssue, recipient: Recipient) -> PersonalizedMessage:
-    values = {
+@dataclass(frozen=True)
+class SubstitutionForm:
+    """The render with provider-side substitution keys in place of our placeholders.
+
+    For providers that personalize themselves (SendGrid): one body for a whole batch, and
+    per recipient only a small map of key -> value. HTML and text get separate keys, since
+    a value is escaped for one and not for the other.
+    """
+
+    html: str
+    text: str
+    keys: dict[str, tuple[bool, str, str]]  # key -> (for html, placeholder name, fallback)
+
+    def values(self, recipient: Recipient) -> dict[str, str]:
+        raw = recipient_values(recipient)
+        return {
+            key: (html.escape(raw[name] or fallback) if is_html else (raw[name] or fallback))
+            for key, (is_html, name, fallback) in self.keys.items()
+        }
+
+
+def substitution_form(rendered: RenderedIssue, prefix: str = "-nlsub") -> SubstitutionForm:
+    keys: dict[str, tuple[bool, str, str]] = {}
+    by_slot: dict[tuple[bool, str, str], str] = {}
+
+    def fill(template: _Template, is_html: bool) -> str:
+        parts = template.parts.copy()
+        for index, name, fallback in template.slots:
+            slot = (is_html, name, fallback)
+            if slot not in by_slot:
+                by_slot[slot] = f"{prefix}{len(by_slot)}-"
+                keys[by_slot[slot]] = slot
+            parts[index] = by_slot[slot]
+        return "".join(parts)
+
+    return SubstitutionForm(fill(rendered._html, True), fill(rendered._text, False), keys)
+
+
+def recipient_values(recipient: Recipient) -> dict[str, str]:
+    return {
         "unsubscribe_url": recipient.unsubscribe_url,
         "preferences_url": recipient.preferences_url,
         "confirm_url": recipient.confirm_url,
         "first_name": (recipient.first_name or "").strip(),
         "email": recipient.email,
     }
+
+
+def personalize(rendered: RenderedIssue, recipient: Recipient) -> PersonalizedMessage:
+    values = recipient_values(recipient)
     escaped = {key: html.escape(value) for key, value in values.items()}
     return PersonalizedMessage(
         subject=rendered.subject,

@@ -64,6 +64,8 @@ class SmtpSettings(_Table):
     # Only ever from NEWSLETTER_SMTP__PASSWORD (the file is refused); never dumped or shown.
     password: SecretStr | None = Field(default=None, exclude=True, repr=False)
     timeout: PositiveFloat = 30.0
+    # A CA bundle to trust (a private relay's own certificate); default: the system's.
+    cafile: Path | None = None
     rate: PositiveFloat | None = None  # messages per second; None = as fast as the server takes
     concurrency: PositiveInt = 4
 
@@ -72,7 +74,10 @@ class SendgridSettings(_Table):
     host: HttpUrlStr = "https://api.sendgrid.com"
     asm_group_id: PositiveInt | None = None
     sandbox: bool = False
-    categories: list[str] = Field(default_factory=list, max_length=10)
+    categories: list[Annotated[str, Field(max_length=255)]] = Field(
+        default_factory=list, max_length=10
+    )
+    timeout: PositiveFloat = 30.0
     rate: PositiveFloat | None = None
     concurrency: PositiveInt = 2
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from newsletter.domain.message import Sender
 from newsletter.errors import ConfigError
-from newsletter.infra.settings import OutboxSettings, SendgridSettings, SmtpSettings
+from newsletter.infra.settings import OutboxSettings, Secrets, SendgridSettings, SmtpSettings
 from newsletter.infra.transports.base import Transport
 from newsletter.infra.transports.outbox import OutboxTransport
+from newsletter.infra.transports.sendgrid import SendgridTransport
+from newsletter.infra.transports.smtp import SmtpTransport
 from newsletter.infra.workspace import Workspace
 
 
@@ -33,6 +35,16 @@ def transport_settings(workspace: Workspace, name: str) -> TransportSettings:
 def make_transport(workspace: Workspace, name: str | None = None) -> Transport:
     chosen = name or workspace.settings.transport
     transport_settings(workspace, chosen)
+    sender = sender_of(workspace)
+    settings = workspace.settings
     if chosen == "outbox":
-        return OutboxTransport(workspace.state_dir / "outbox", sender_of(workspace))
-    raise ConfigError(f"transport: {chosen!r} is not available in this version; use outbox")
+        return OutboxTransport(workspace.state_dir / "outbox", sender)
+    if chosen == "smtp":
+        return SmtpTransport(settings.smtp, sender)
+    key = Secrets.from_environ().sendgrid_api_key
+    if key is None:
+        raise ConfigError(
+            "SENDGRID_API_KEY is not set; the sendgrid transport needs it",
+            "environment variable SENDGRID_API_KEY",
+        )
+    return SendgridTransport(settings.sendgrid, sender, key.get_secret_value())

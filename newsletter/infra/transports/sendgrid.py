@@ -1,0 +1,194 @@
+"""SendGrid v3 Mail Send: up to 1,000 recipients per request as personalizations, each with
+its own substitutions, headers and custom_args (so provider events map back to a delivery).
+
+413 splits the batch; 429 and 5xx retry (honouring Retry-After / X-RateLimit-Reset); 400
+fails the batch with SendGrid's reason; 401/403 pause the send. A read timeout after the
+request went out is uncertain: SendGrid may have accepted it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sendgrid
+from python_http_client import exceptions as http_errors
+
+from newsletter.domain.message import Sender, one_line
+from newsletter.domain.personalize import (
+    Recipient,
+    RenderedIssue,
+    SubstitutionForm,
+    substitution_form,
+)
+from newsletter.infra.settings import SendgridSettings
+from newsletter.infra.transports.base import Outcome, Result, TransportFatal
+
+MAX_RECIPIENTS = 1000
+SHARED_HEADERS = {"list-id"}  # the same for everyone: set once, not per personalization
+
+
+def _retry_after(headers: Mapping[str, str] | Any) -> float | None:
+    if not headers:
+        return None
+    value = headers.get("Retry-After")
+    if value and str(value).strip().isdigit():
+        return float(value)
+    reset = headers.get("X-RateLimit-Reset")
+    if reset and str(reset).strip().isdigit():
+        return max(0.0, float(reset) - time.time())
+    return None
+
+
+def _errors(body: bytes | str | None) -> str:
+    try:
+        parsed = json.loads(body or b"{}")
+        return (
+            "; ".join(
+                f"{e.get('field') or 'request'}: {e.get('message')}"
+                for e in parsed.get("errors", [])
+            )
+            or "rejected"
+        )
+    except (ValueError, AttributeError):
+        return (body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body))[:300]
+
+
+class SendgridTransport:
+    name = "sendgrid"
+
+    def __init__(self, settings: SendgridSettings, sender: Sender, api_key: str) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.api = sendgrid.SendGridAPIClient(api_key=api_key, host=settings.host)
+        self.api.client.timeout = settings.timeout
+        self._forms: dict[str, SubstitutionForm] = {}
+
+    def close(self) -> None:
+        pass
+
+    def send(
+        self,
+        rendered: RenderedIssue,
+        recipients: Sequence[Recipient],
+        *,
+        stream: str,
+        subject_prefix: str = "",
+    ) -> list[Outcome]:
+        form = self._forms.get(rendered.content_hash)
+        if form is None:
+            form = self._forms[rendered.content_hash] = substitution_form(rendered)
+        outcomes: list[Outcome] = []
+        for start in range(0, len(recipients), MAX_RECIPIENTS):
+            chunk = recipients[start : start + MAX_RECIPIENTS]
+            outcomes += self._post(rendered, form, chunk, stream, subject_prefix)
+        return outcomes
+
+    def _post(
+        self,
+        rendered: RenderedIssue,
+        form: SubstitutionForm,
+        chunk: Sequence[Recipient],
+        stream: str,
+        subject_prefix: str,
+    ) -> list[Outcome]:
+        body = self.request_body(rendered, form, chunk, stream, subject_prefix)
+        try:
+            response = self.api.client.mail.send.post(request_body=body)
+        except http_errors.HTTPError as exc:
+            return self._refused(exc, rendered, form, chunk, stream, subject_prefix)
+        except TimeoutError as exc:
+            return [
+                Outcome(r.key, Result.UNCERTAIN, error=f"no answer in time: {exc}") for r in chunk
+            ]
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                return [
+                    Outcome(r.key, Result.UNCERTAIN, error=f"no answer in time: {exc}")
+                    for r in chunk
+                ]
+            return [
+                Outcome(r.key, Result.RETRY, error=f"cannot reach SendGrid: {exc.reason}")
+                for r in chunk
+            ]
+        except OSError as exc:
+            return [
+                Outcome(r.key, Result.RETRY, error=f"cannot reach SendGrid: {exc}") for r in chunk
+            ]
+        provider = response.headers.get("X-Message-Id") if response.headers else None
+        return [Outcome(r.key, Result.SENT, provider_id=provider) for r in chunk]
+
+    def _refused(
+        self,
+        exc: http_errors.HTTPError,
+        rendered: RenderedIssue,
+        form: SubstitutionForm,
+        chunk: Sequence[Recipient],
+        stream: str,
+        subject_prefix: str,
+    ) -> list[Outcome]:
+        status = exc.status_code
+        reason = f"SendGrid {status}: {_errors(exc.body)}"
+        if status in (401, 403):
+            raise TransportFatal(reason)
+        if status == 413 and len(chunk) > 1:
+            half = len(chunk) // 2
+            return self._post(rendered, form, chunk[:half], stream, subject_prefix) + self._post(
+                rendered, form, chunk[half:], stream, subject_prefix
+            )
+        if status == 429 or status >= 500:
+            wait = _retry_after(exc.headers)
+            return [Outcome(r.key, Result.RETRY, error=reason, retry_after=wait) for r in chunk]
+        return [Outcome(r.key, Result.FAILED, error=reason) for r in chunk]
+
+    def request_body(
+        self,
+        rendered: RenderedIssue,
+        form: SubstitutionForm,
+        chunk: Sequence[Recipient],
+        stream: str,
+        subject_prefix: str = "",
+    ) -> dict[str, Any]:
+        shared: dict[str, str] = {}
+        personalizations = []
+        for recipient in chunk:
+            headers: dict[str, str] = {}
+            for name, value in recipient.headers:
+                target = shared if name.lower() in SHARED_HEADERS else headers
+                target[name] = one_line(value)
+            to: dict[str, str] = {"email": recipient.email}
+            if recipient.name:
+                # SendGrid refuses ';' and ',' in names.
+                to["name"] = one_line(recipient.name).replace(";", " ").replace(",", " ")
+            item: dict[str, Any] = {
+                "to": [to],
+                "substitutions": form.values(recipient),
+                "custom_args": {"stream": stream, "delivery": recipient.key},
+            }
+            if recipient.subscriber_id is not None:
+                item["custom_args"]["subscriber_id"] = str(recipient.subscriber_id)
+            if headers:
+                item["headers"] = headers
+            personalizations.append(item)
+        body: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": {"email": self.sender.address, "name": one_line(self.sender.name)},
+            "subject": one_line(subject_prefix + rendered.subject),
+            "content": [
+                {"type": "text/plain", "value": form.text},
+                {"type": "text/html", "value": form.html},
+            ],
+            "mail_settings": {"sandbox_mode": {"enable": self.settings.sandbox}},
+        }
+        if self.sender.reply_to:
+            body["reply_to"] = {"email": self.sender.reply_to}
+        if shared:
+            body["headers"] = shared
+        if self.settings.categories:
+            body["categories"] = list(self.settings.categories)
+        if self.settings.asm_group_id:
+            body["asm"] = {"group_id": self.settings.asm_group_id}
+        return body

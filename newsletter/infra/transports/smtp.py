@@ -1,0 +1,193 @@
+"""SMTP: a small pool of reused connections, one MAIL/RCPT/DATA exchange per recipient.
+
+Speaking the exchange step by step tells where a failure happened: before DATA nothing can
+have been delivered (retry); while DATA is in flight the server may have it (uncertain).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import smtplib
+import ssl
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from newsletter.domain.message import Sender, build_message, message_id
+from newsletter.domain.personalize import Recipient, RenderedIssue, personalize
+from newsletter.infra.settings import SmtpSettings
+from newsletter.infra.transports.base import Outcome, Result, TransportFatal
+
+
+class _Unreachable(Exception):
+    pass
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(message.split())}"
+
+
+def _verdict(code: int, text: bytes | str) -> Outcome:
+    result = Result.FAILED if 500 <= code < 600 else Result.RETRY
+    return Outcome("", result, error=_reply(code, text))
+
+
+class SmtpTransport:
+    name = "smtp"
+
+    def __init__(self, settings: SmtpSettings, sender: Sender) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.pool: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue()
+        self.context = ssl.create_default_context(
+            cafile=str(settings.cafile) if settings.cafile else None
+        )
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        try:
+            if s.security == "tls":
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=self.context
+                )
+            else:
+                connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+                if s.security == "starttls":
+                    connection.starttls(context=self.context)
+            if s.username:
+                password = s.password.get_secret_value() if s.password else ""
+                connection.login(s.username, password)
+        except smtplib.SMTPAuthenticationError as exc:
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            raise TransportFatal(f"SMTP login refused: {reply}") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TransportFatal(f"SMTP server at {s.host}:{s.port}: {exc}") from None
+        except ssl.SSLCertVerificationError as exc:
+            reason = exc.verify_message
+            raise TransportFatal(f"SMTP server certificate not trusted: {reason}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _Unreachable(f"cannot connect to {s.host}:{s.port}: {exc}") from None
+        return connection
+
+    def _checkout(self) -> smtplib.SMTP:
+        while True:
+            try:
+                connection = self.pool.get_nowait()
+            except queue.Empty:
+                return self._connect()
+            try:
+                if connection.noop()[0] == 250:  # servers drop idle connections
+                    return connection
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._discard(connection)
+
+    def _checkin(self, connection: smtplib.SMTP) -> None:
+        if self.pool.qsize() < self.settings.concurrency:
+            self.pool.put(connection)
+        else:
+            self._quit(connection)
+
+    @staticmethod
+    def _discard(connection: smtplib.SMTP) -> None:
+        with contextlib.suppress(OSError):
+            connection.close()
+
+    @staticmethod
+    def _quit(connection: smtplib.SMTP) -> None:
+        try:
+            connection.quit()
+        except (OSError, smtplib.SMTPException):
+            SmtpTransport._discard(connection)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._quit(self.pool.get_nowait())
+            except queue.Empty:
+                return
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(
+        self,
+        rendered: RenderedIssue,
+        recipients: Sequence[Recipient],
+        *,
+        stream: str,
+        subject_prefix: str = "",
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        try:
+            connection = self._checkout()
+        except _Unreachable as exc:
+            return [Outcome(r.key, Result.RETRY, error=str(exc)) for r in recipients]
+        at = datetime.now(UTC)
+        for index, recipient in enumerate(recipients):
+            msgid = message_id(stream, recipient.key, self.sender.domain)
+            message = build_message(
+                personalize(rendered, recipient),
+                recipient,
+                self.sender,
+                msgid=msgid,
+                date=at,
+                subject_prefix=subject_prefix,
+            )
+            try:
+                outcome = self._exchange(connection, recipient, message.as_bytes(), msgid)
+            except _Broken as broken:
+                self._discard(connection)
+                outcomes.append(Outcome(recipient.key, broken.result, error=broken.reason))
+                outcomes += [
+                    Outcome(r.key, Result.RETRY, error=f"not tried: {broken.reason}")
+                    for r in recipients[index + 1 :]
+                ]
+                return outcomes
+            outcomes.append(
+                Outcome(recipient.key, outcome.result, outcome.provider_id, outcome.error)
+            )
+        self._checkin(connection)
+        return outcomes
+
+    def _exchange(
+        self, connection: smtplib.SMTP, recipient: Recipient, data: bytes, msgid: str
+    ) -> Outcome:
+        options: list[str] = []
+        if not recipient.email.isascii() or not self.sender.address.isascii():
+            if not connection.has_extn("smtputf8"):
+                return Outcome(
+                    "",
+                    Result.FAILED,
+                    error="server does not accept SMTPUTF8 (internationalized) addresses",
+                )
+            options = ["SMTPUTF8", "BODY=8BITMIME"]
+        try:
+            code, text = connection.mail(self.sender.address, options)
+            if code != 250:
+                connection.rset()
+                return _verdict(code, text)
+            code, text = connection.rcpt(recipient.email)
+            if code not in (250, 251):
+                connection.rset()
+                return _verdict(code, text)
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            raise _Broken(Result.RETRY, f"connection lost before DATA: {exc}") from None
+        try:
+            code, text = connection.data(data)
+        except smtplib.SMTPDataError as exc:
+            return _verdict(exc.smtp_code, exc.smtp_error)
+        except (OSError, smtplib.SMTPServerDisconnected, TimeoutError) as exc:
+            raise _Broken(Result.UNCERTAIN, f"connection lost during DATA: {exc}") from None
+        if code != 250:
+            return _verdict(code, text)
+        return Outcome("", Result.SENT, provider_id=msgid)
+
+
+class _Broken(Exception):
+    def __init__(self, result: Result, reason: str) -> None:
+        super().__init__(reason)
+        self.result = result
+        self.reason = reason

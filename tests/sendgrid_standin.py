@@ -1,0 +1,865 @@
+"""A local HTTP stand-in for SendGrid's v3 Mail Send API (POST /v3/mail/send).
+
+Tests and benchmarks point the real `sendgrid` client at it
+(`SendGridAPIClient(api_key=..., host=standin.url)`) so that every request is checked the way
+SendGrid checks it, without network access or an account:
+
+- the request body is validated against the official OpenAPI schema
+  (`shared/sendgrid-oai/tsg_mail_v3.json`), with the message-level `custom_args` fixed to an
+  object (the schema says string by mistake; the API and the Python helper send an object);
+- the limits the schema leaves out are checked by hand (see `_rule_errors`);
+- answers use SendGrid's status codes, headers and error body shape, and failures (429, 5xx)
+  or slow answers can be injected to exercise retries and timeouts.
+
+The JSON schema is compiled once per process; a request's body is kept only when
+`record=True`, so the stand-in can take a million recipients with flat memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from functools import cache
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+
+__all__ = ["MAIL_SEND_PATH", "SendGridStandIn", "check_mail_send", "spec_path"]
+
+MAIL_SEND_PATH = "/v3/mail/send"
+
+# SendGrid's documented limits that the OpenAPI schema does not carry (REFERENCE.md).
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000
+MAX_SUBSTITUTIONS_BYTES = 10_000
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_CATEGORIES = 10
+MAX_CATEGORY_CHARS = 255
+MAX_SCHEDULE_AHEAD_S = 72 * 3600
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "To",
+        "From",
+        "Subject",
+        "Reply-To",
+        "CC",
+        "BCC",
+    )
+)
+
+HELP_BASE = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message."
+AUTH_ERROR = {
+    "errors": [
+        {
+            "field": None,
+            "message": "The provided authorization grant is invalid, expired, or revoked",
+            "help": None,
+        }
+    ]
+}
+TOO_LARGE_ERROR = {"errors": [{"field": None, "message": "payload too large"}]}
+RATE_LIMIT_ERROR = {"errors": [{"field": None, "message": "too many requests"}]}
+SERVER_ERROR = {"errors": [{"field": None, "message": "internal error"}]}
+NOT_FOUND_ERROR = {"errors": [{"field": None, "message": "resource not found"}]}
+
+_JSON_TYPES: dict[type, str] = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+Json = dict[str, Any]
+Error = dict[str, Any]
+
+
+def spec_path() -> Path:
+    """Where the official schema lives: `shared/` beside the repository, or $SENDGRID_MAIL_SPEC."""
+    override = os.environ.get("SENDGRID_MAIL_SPEC")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "shared" / "sendgrid-oai" / "tsg_mail_v3.json"
+
+
+def _inline_refs(node: Any, root: Json, seen: tuple[str, ...] = ()) -> Any:
+    """Resolve every local `$ref` (`#/...`) in place: OpenAPI refs point into the whole
+    document, and an inlined schema validates about twice as fast as one resolved per use."""
+    if isinstance(node, list):
+        return [_inline_refs(v, root, seen) for v in node]
+    if not isinstance(node, dict):
+        return node
+    rest = {k: _inline_refs(v, root, seen) for k, v in node.items() if k != "$ref"}
+    ref = node.get("$ref")
+    if ref is None:
+        return rest
+    if not isinstance(ref, str) or not ref.startswith("#/") or ref in seen:
+        raise ValueError(f"cannot inline $ref {ref!r}")
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part.replace("~1", "/").replace("~0", "~")]
+    resolved = _inline_refs(target, root, (*seen, ref))
+    if all(resolved.get(k, v) == v for k, v in rest.items()):
+        return {**resolved, **rest}  # siblings agree with the target: merge them
+    return {**rest, "allOf": [resolved]}  # 2020-12: `$ref` and its siblings both apply
+
+
+# Keywords whose verdict on a string depends only on (non-empty, contains "@"), and on other
+# values only on their JSON type, keys and lengths: with only these in the personalization
+# schema, personalizations of the same shape (see `_shape`) get the same verdict.
+_SHAPE_SAFE_KEYWORDS = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "items",
+        "additionalProperties",
+        "maxItems",
+        "minItems",
+        "maxProperties",
+        "minProperties",
+        "minLength",
+        "format",
+        "uniqueItems",
+        "allOf",
+        "title",
+        "description",
+        "example",
+        "examples",
+    }
+)
+
+
+def _shape_is_exact(schema: Any) -> bool:
+    """Whether `_shape` keeps everything `schema` can tell apart (checked once, at compile)."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict) or not set(schema) <= _SHAPE_SAFE_KEYWORDS:
+        return False
+    if schema.get("minLength", 0) > 1 or schema.get("format", "email") != "email":
+        return False
+    if schema.get("uniqueItems") is True:  # distinct strings share a shape
+        return False
+    subschemas = [
+        *schema.get("properties", {}).values(),
+        *schema.get("allOf", []),
+        schema.get("items", True),
+        schema.get("additionalProperties", True),
+    ]
+    return all(_shape_is_exact(sub) for sub in subschemas)
+
+
+def _shape(value: Any) -> Any:
+    """A hashable outline of a JSON value: types, keys and lengths, and for each string only
+    whether it is empty or holds an "@" (all the personalization schema looks at)."""
+    if isinstance(value, str):
+        return "s" if not value else ("@" if "@" in value else "t")
+    if isinstance(value, dict):
+        return ("{", tuple((k, _shape(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("[", tuple(_shape(v) for v in value))
+    if isinstance(value, float):
+        return "i" if value.is_integer() else "f"
+    return type(value).__name__  # bool, int, NoneType
+
+
+@dataclass(frozen=True)
+class _Schemas:
+    """The compiled request-body schema, split so personalizations can be memoized."""
+
+    body: Draft202012Validator  # whole body, personalizations' items taken as they are
+    item: Draft202012Validator  # one personalization
+    memoize: bool  # whether `_shape` decides the item schema's verdict
+    valid_shapes: set[Any] = dataclass_field(default_factory=set)
+
+
+@cache
+def _schemas() -> _Schemas:
+    """Compile the request-body schema once: per-request work must stay lean for benchmarks."""
+    path = spec_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"SendGrid OpenAPI spec not found at {path}")
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    body_schema = _inline_refs(
+        spec["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"][
+            "schema"
+        ],
+        spec,
+    )
+    # The schema types message-level custom_args as a string; the API takes an object of
+    # string values (as the personalization-level one), and the Python helper sends that.
+    custom_args = body_schema["properties"]["custom_args"]
+    custom_args["type"] = "object"
+    custom_args["additionalProperties"] = {"type": "string"}
+    personalizations = body_schema["properties"]["personalizations"]
+    item_schema = personalizations["items"]
+    body_schema["properties"]["personalizations"] = {**personalizations, "items": True}
+    # OpenAPI 3.1 schemas are JSON Schema 2020-12.
+    Draft202012Validator.check_schema(body_schema)
+    Draft202012Validator.check_schema(item_schema)
+    emails = FormatChecker(formats=("email",))
+    return _Schemas(
+        body=Draft202012Validator(body_schema, format_checker=emails),
+        item=Draft202012Validator(item_schema, format_checker=emails),
+        # `_shape` keeps only "contains @" of a string: exact while that is the email check.
+        memoize=_shape_is_exact(item_schema) and emails.conforms("@") and not emails.conforms("x"),
+    )
+
+
+def _error(message: str, field: str | None) -> Error:
+    """One entry of SendGrid's `errors` array, with its documentation anchor as `help`."""
+    help_url = None
+    if field:
+        help_url = HELP_BASE + ".".join(p for p in field.split(".") if not p.isdigit())
+    return {"message": message, "field": field, "help": help_url}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _schema_error(err: ValidationError, prefix: tuple[str | int, ...] = ()) -> Error:
+    """Turn a jsonschema error into SendGrid's shape, without echoing huge instances."""
+    path = [str(p) for p in (*prefix, *err.absolute_path)]
+    kind, expected, instance = err.validator, err.validator_value, err.instance
+    if kind == "required" and isinstance(instance, dict):
+        missing = next((p for p in expected if p not in instance), "?")
+        path.append(str(missing))
+    field = ".".join(path) or None
+    label = field or "request body"
+    if kind == "type":
+        want = "/".join(expected) if isinstance(expected, list) else expected
+        message = f"Invalid type. Expected: {want}, given: {_json_type(instance)}."
+    elif kind == "required":
+        message = f"The {label} field is required."
+    elif kind == "format":
+        message = "Does not contain a valid address."
+    elif kind == "minLength":
+        message = f"The {label} value must be a string at least {expected} character(s) long."
+    elif kind == "maxLength":
+        message = f"The {label} value may not be longer than {expected} characters."
+    elif kind == "maxItems":
+        message = f"The {label} array may not contain more than {expected} items."
+    elif kind == "minItems":
+        message = f"The {label} array must contain at least {expected} items."
+    elif kind == "uniqueItems":
+        message = f"The {label} array may not contain duplicate items."
+    elif kind == "maxProperties":
+        message = f"The {label} object may not have more than {expected} properties."
+    elif kind == "enum":
+        message = f"The {label} value must be one of: {', '.join(map(str, expected))}."
+    else:
+        message = err.message[:300]
+    return _error(message, field)
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _size(value: object) -> int:
+    """Bytes of a value as compact UTF-8 JSON, the measure of SendGrid's 10,000-byte limits."""
+    return len(_COMPACT.encode(value).encode("utf-8"))
+
+
+def _over(value: dict[str, Any], limit: int) -> int | None:
+    """The serialized size of a dict when it exceeds `limit`, else None. A cheap bound first:
+    a character takes at most 6 bytes in JSON (\\uXXXX), so short string maps skip encoding."""
+    bound = 2
+    for k, v in value.items():
+        if not isinstance(v, str):
+            bound = limit + 1
+            break
+        bound += 6 * (len(k) + len(v)) + 6
+    if bound <= limit:
+        return None
+    size = _size(value)
+    return size if size > limit else None
+
+
+def _header_errors(headers: object, prefix: str) -> Iterator[Error]:
+    if not isinstance(headers, dict):
+        return
+    for name, value in headers.items():
+        if name.lower() in RESERVED_HEADERS:
+            yield _error(
+                f"The {name} header is reserved by SendGrid and cannot be set in headers.",
+                f"{prefix}headers.{name}",
+            )
+        elif not isinstance(value, str):
+            yield _error(
+                f"Invalid type. Expected: string, given: {_json_type(value)}.",
+                f"{prefix}headers.{name}",
+            )
+
+
+def _send_at_errors(send_at: object, field: str, now: float) -> Iterator[Error]:
+    latest = now + MAX_SCHEDULE_AHEAD_S
+    if isinstance(send_at, int) and not isinstance(send_at, bool) and send_at > latest:
+        yield _error(
+            "The send_at parameter may not be scheduled more than 72 hours in advance "
+            f"(got {send_at}, latest allowed {int(latest)}).",
+            field,
+        )
+
+
+def _from_errors(sender: object, prefix: str) -> Iterator[Error]:
+    if isinstance(sender, dict):
+        email = sender.get("email")
+        if isinstance(email, str) and not email.isascii():
+            yield _error(
+                "The from email may not contain Unicode (non-ASCII) characters; "
+                "use the punycode form of the domain and an ASCII local part.",
+                f"{prefix}from.email",
+            )
+
+
+def _rule_errors(body: Json, now: float) -> tuple[list[Error], int]:
+    """SendGrid's rules that the OpenAPI schema omits; returns (errors, recipient count).
+
+    Written defensively: it also runs on bodies the schema rejects, so each check skips
+    values of the wrong type (the schema reports those).
+    """
+    errors: list[Error] = []
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        errors.append(
+            _error(
+                "The personalizations field is required and must have at least one "
+                "personalization.",
+                "personalizations",
+            )
+        )
+        personalizations = personalizations if isinstance(personalizations, list) else []
+    elif len(personalizations) > MAX_PERSONALIZATIONS:
+        errors.append(
+            _error(
+                f"The personalization block is limited to {MAX_PERSONALIZATIONS} "
+                f"personalizations per API request; {len(personalizations)} were given. "
+                "Split the send into several requests.",
+                "personalizations",
+            )
+        )
+
+    message_args = body.get("custom_args")
+    message_args = message_args if isinstance(message_args, dict) else {}
+    size = _over(message_args, MAX_CUSTOM_ARGS_BYTES) if message_args else None
+    if size is not None:
+        errors.append(
+            _error(
+                f"The custom_args may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes in total "
+                f"(the message-level ones alone are {size}).",
+                "custom_args",
+            )
+        )
+        message_args = {}  # reported once here rather than once per personalization
+
+    seen: set[str] = set()
+    duplicate_reported = False
+    recipients = 0
+    every_one_has_subject = bool(personalizations)
+    for i, item in enumerate(personalizations):
+        if not isinstance(item, dict):
+            every_one_has_subject = False
+            continue
+        prefix = f"personalizations.{i}."
+        if not item.get("subject"):
+            every_one_has_subject = False
+        to = item.get("to")
+        if isinstance(to, list) and not to:
+            errors.append(
+                _error(
+                    "The to array is required for all personalization objects, and must have "
+                    "at least one email object with a valid email address.",
+                    prefix + "to",
+                )
+            )
+        for kind in ("to", "cc", "bcc"):
+            people = item.get(kind)
+            if not isinstance(people, list):
+                continue
+            recipients += len(people)
+            for j, person in enumerate(people):
+                if not isinstance(person, dict):
+                    continue
+                email, name = person.get("email"), person.get("name")
+                if isinstance(email, str):
+                    key = email.strip().lower()
+                    if key not in seen:
+                        seen.add(key)
+                    elif not duplicate_reported:
+                        duplicate_reported = True
+                        errors.append(
+                            _error(
+                                "Each unique email address in the personalizations array "
+                                f"should only be included once. You have included {email} "
+                                f"more than once (first duplicate at {prefix}{kind}.{j}).",
+                                f"{prefix}{kind}.{j}.email",
+                            )
+                        )
+                if isinstance(name, str) and (";" in name or "," in name):
+                    errors.append(
+                        _error(
+                            "The name may not contain ';' or ','; these separate addresses in "
+                            "the header. Remove them or leave the name out.",
+                            f"{prefix}{kind}.{j}.name",
+                        )
+                    )
+        substitutions = item.get("substitutions")
+        if isinstance(substitutions, dict) and substitutions:
+            size = _over(substitutions, MAX_SUBSTITUTIONS_BYTES)
+            if size is not None:
+                errors.append(
+                    _error(
+                        f"The substitutions of one personalization may not exceed "
+                        f"{MAX_SUBSTITUTIONS_BYTES} bytes; these are {size}.",
+                        prefix + "substitutions",
+                    )
+                )
+        args = item.get("custom_args")
+        if isinstance(args, dict) and args:
+            size = _over({**message_args, **args} if message_args else args, MAX_CUSTOM_ARGS_BYTES)
+            if size is not None:
+                errors.append(
+                    _error(
+                        "The custom_args (this personalization's with the message-level ones) "
+                        f"may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes in total; "
+                        f"these are {size}.",
+                        prefix + "custom_args",
+                    )
+                )
+        errors.extend(_send_at_errors(item.get("send_at"), prefix + "send_at", now))
+        errors.extend(_header_errors(item.get("headers"), prefix))
+        errors.extend(_from_errors(item.get("from"), prefix))
+
+    if recipients > MAX_RECIPIENTS:
+        errors.append(
+            _error(
+                f"There is a limit of {MAX_RECIPIENTS} total recipients (to + cc + bcc) per "
+                f"request; this one has {recipients}.",
+                "personalizations",
+            )
+        )
+
+    errors.extend(_from_errors(body.get("from"), ""))
+    errors.extend(_header_errors(body.get("headers"), ""))
+    errors.extend(_send_at_errors(body.get("send_at"), "send_at", now))
+
+    categories = body.get("categories")
+    if isinstance(categories, list):
+        if len(categories) > MAX_CATEGORIES:
+            errors.append(
+                _error(
+                    f"A message may have at most {MAX_CATEGORIES} categories; "
+                    f"{len(categories)} were given.",
+                    "categories",
+                )
+            )
+        for k, category in enumerate(categories):
+            if isinstance(category, str) and len(category) > MAX_CATEGORY_CHARS:
+                errors.append(
+                    _error(
+                        f"A category name may not exceed {MAX_CATEGORY_CHARS} characters; "
+                        f"this one has {len(category)}.",
+                        f"categories.{k}",
+                    )
+                )
+
+    has_template = bool(body.get("template_id"))
+    content = body.get("content")
+    if isinstance(content, list) and content:
+        types = [c.get("type", "").lower() if isinstance(c, dict) else "" for c in content]
+        for mime in ("text/plain", "text/html"):
+            if types.count(mime) > 1:
+                errors.append(_error(f"If present, {mime} may only be provided once.", "content"))
+        if "text/plain" in types and types[0] != "text/plain":
+            errors.append(
+                _error(
+                    "If present, text/plain must be the first content type, before text/html "
+                    f"and any other; got {', '.join(types)}.",
+                    "content.0.type",
+                )
+            )
+    elif not has_template and content in (None, []):
+        errors.append(
+            _error(
+                "Unless a valid template_id is provided, the content parameter is required: "
+                "at least one content block (text/plain and/or text/html).",
+                "content",
+            )
+        )
+
+    if not has_template and not body.get("subject") and not every_one_has_subject:
+        errors.append(
+            _error(
+                "The subject is required, unless a template with a subject is used or every "
+                "personalization has a subject.",
+                "subject",
+            )
+        )
+    return errors, recipients
+
+
+def _schema_errors(body: object) -> list[Error]:
+    """Validate against the official schema; personalizations one by one, each outline
+    (`_shape`) already found valid being skipped: 1,000 alike personalizations cost one."""
+    schemas = _schemas()
+    errors = [_schema_error(e) for e in schemas.body.iter_errors(body)]
+    personalizations = body.get("personalizations") if isinstance(body, dict) else None
+    if not isinstance(personalizations, list):
+        return errors
+    valid_shapes = schemas.valid_shapes
+    for i, item in enumerate(personalizations):
+        shape = _shape(item) if schemas.memoize else None
+        if shape is not None and shape in valid_shapes:
+            continue
+        found = [_schema_error(e, ("personalizations", i)) for e in schemas.item.iter_errors(item)]
+        if found:
+            errors.extend(found)
+        elif shape is not None:
+            if len(valid_shapes) >= 10_000:  # outlines vary per request: keep memory flat
+                valid_shapes.clear()
+            valid_shapes.add(shape)
+    return errors
+
+
+def _check(body: object, now: float) -> tuple[list[Error], int]:
+    """Schema errors plus rule errors; a rule's message wins for a field both report."""
+    schema_errors = _schema_errors(body)
+    if not isinstance(body, dict):
+        return schema_errors, 0
+    rule_errors, recipients = _rule_errors(body, now)
+    if not schema_errors:
+        return rule_errors, recipients
+    covered = {e["field"] for e in rule_errors}
+    return [e for e in schema_errors if e["field"] not in covered] + rule_errors, recipients
+
+
+def check_mail_send(body: object, *, now: float | None = None) -> list[Error]:
+    """Errors SendGrid would answer 400 with for this Mail Send body ([] when it is valid)."""
+    return _check(body, time.time() if now is None else now)[0]
+
+
+def _message_id() -> str:
+    """A random 22-character id, the shape of SendGrid's X-Message-Id (16 bytes, base64url)."""
+    return secrets.token_urlsafe(16)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, standin: SendGridStandIn) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.standin = standin
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timeout) leaves a broken pipe: not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_POST(self) -> None:
+        self.server.standin._handle_post(self)
+
+    def _not_found(self) -> None:
+        self.server.standin._drain(self)
+        self.server.standin._respond(self, 404, NOT_FOUND_ERROR)
+
+    do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _not_found
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test output is no place for an access log."""
+
+
+class SendGridStandIn:
+    """A local stand-in for POST /v3/mail/send that checks each request as SendGrid would."""
+
+    def __init__(
+        self,
+        api_key: str = "SG.test-key",
+        *,
+        record: bool = True,
+        max_request_bytes: int = 30 * 1024 * 1024,
+    ) -> None:
+        self.api_key = api_key
+        self.record = record
+        self.max_request_bytes = max_request_bytes
+        self.accepted: list[Json] = []
+        self.accepted_count = 0
+        self.recipients_accepted = 0
+        self.sandboxed: list[Json] = []
+        self.sandboxed_count = 0
+        self.rejected: list[tuple[int, Json]] = []
+        self._lock = threading.Lock()
+        self._failures: deque[tuple[int, dict[str, str] | None, Json | None]] = deque()
+        self._delays: deque[float] = deque()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._auth = f"Bearer {api_key}".encode()
+        _schemas()  # compile now, so the first request is not the slow one
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> SendGridStandIn:
+        self._stopping.clear()
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sendgrid-standin",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping.set()  # wakes handlers sleeping in delay_next
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    @property
+    def url(self) -> str:
+        """Base URL to pass as `host=` to `sendgrid.SendGridAPIClient`."""
+        if self._server is None:
+            raise RuntimeError("SendGridStandIn is not running; use it as a context manager")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- test controls -----------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Json | None = None,
+    ) -> None:
+        """Answer the next `count` authorized requests with `status` (to test retries).
+
+        429 gets SendGrid's body and X-RateLimit-Limit/Remaining/Reset headers (Reset = now
+        + 1 s, computed when answering); given `headers` are added over those defaults.
+        5xx gets `{"errors":[{"field":null,"message":"internal error"}]}` unless `body` is given.
+        """
+        if not 400 <= status <= 599:
+            raise ValueError(f"fail_next takes an error status (400-599), not {status}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._failures.extend([(status, headers, body)] * count)
+
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        """Sleep `seconds` before answering each of the next `count` requests (timeouts)."""
+        if seconds < 0 or count < 1:
+            raise ValueError("seconds must be >= 0 and count >= 1")
+        with self._lock:
+            self._delays.extend([seconds] * count)
+
+    def recipients(self) -> list[str]:
+        """Every `to` address of the accepted requests, in the order they were sent."""
+        if not self.record:
+            raise RuntimeError("recipients() needs record=True; use recipients_accepted")
+        with self._lock:
+            bodies = list(self.accepted)
+        return [
+            person["email"]
+            for body in bodies
+            for item in body["personalizations"]
+            for person in item["to"]
+        ]
+
+    # -- request handling ----------------------------------------------------------------
+
+    def _handle_post(self, handler: _Handler) -> None:
+        if handler.path.split("?", 1)[0].rstrip("/") != MAIL_SEND_PATH:
+            handler._not_found()
+            return
+        authorization = handler.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(authorization, self._auth):
+            self._drain(handler)
+            self._reject(handler, 401, AUTH_ERROR)
+            return
+        length = self._content_length(handler)
+        if length is None:
+            return
+        if length > self.max_request_bytes:
+            self._drain(handler, length)
+            self._reject(handler, 413, TOO_LARGE_ERROR)
+            return
+        raw = handler.rfile.read(length)
+
+        with self._lock:
+            delay = self._delays.popleft() if self._delays else None
+            failure = self._failures.popleft() if self._failures else None
+        if delay and self._stopping.wait(delay):
+            handler.close_connection = True
+            return
+        if failure is not None:
+            self._respond_failure(handler, *failure)
+            return
+
+        encoding = handler.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding == "gzip":
+            try:
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                raw = inflater.decompress(raw, self.max_request_bytes + 1)
+            except zlib.error as exc:
+                self._reject(handler, 400, {"errors": [_error(f"Bad gzip body: {exc}", None)]})
+                return
+            if len(raw) > self.max_request_bytes:
+                self._reject(handler, 413, TOO_LARGE_ERROR)
+                return
+        elif encoding != "identity":
+            self._reject(
+                handler,
+                415,
+                {"errors": [_error(f"Unsupported Content-Encoding {encoding!r}.", None)]},
+            )
+            return
+
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            message = f"Bad Request: the body is not valid JSON ({exc})."
+            self._reject(handler, 400, {"errors": [_error(message, None)]})
+            return
+
+        errors, recipients = _check(body, time.time())
+        if errors:
+            self._reject(handler, 400, {"errors": errors})
+            return
+
+        sandbox = body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable") is True
+        with self._lock:
+            if sandbox:
+                self.sandboxed_count += 1
+                if self.record:
+                    self.sandboxed.append(body)
+            else:
+                self.accepted_count += 1
+                self.recipients_accepted += recipients
+                if self.record:
+                    self.accepted.append(body)
+        if sandbox:  # SendGrid answers 200 in sandbox mode: valid, but not queued
+            self._respond(handler, 200, None)
+        else:
+            self._respond(handler, 202, None, {"X-Message-Id": _message_id()})
+
+    def _content_length(self, handler: _Handler) -> int | None:
+        """The declared body size, or None after answering a request that lacks a usable one."""
+        value = handler.headers.get("Content-Length")
+        try:
+            length = int(value) if value is not None else -1
+        except ValueError:
+            length = -1
+        if length < 0:
+            handler.close_connection = True
+            self._reject(
+                handler,
+                411 if value is None else 400,
+                {"errors": [_error("A valid Content-Length header is required.", None)]},
+            )
+            return None
+        return length
+
+    def _drain(self, handler: _Handler, length: int | None = None) -> None:
+        """Read and discard the body in chunks, so the client can finish sending and read
+        the answer (closing early would give it a connection reset instead of the status)."""
+        if length is None:
+            try:
+                length = int(handler.headers.get("Content-Length", "0"))
+            except ValueError:
+                length = 0
+        remaining = length
+        while remaining > 0:
+            chunk = handler.rfile.read(min(remaining, 1 << 16))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
+    def _reject(self, handler: _Handler, status: int, body: Json) -> None:
+        with self._lock:
+            self.rejected.append((status, body))
+        self._respond(handler, status, body)
+
+    def _respond_failure(
+        self,
+        handler: _Handler,
+        status: int,
+        headers: dict[str, str] | None,
+        body: Json | None,
+    ) -> None:
+        out_headers: dict[str, str] = {}
+        if status == 429:
+            default_body = RATE_LIMIT_ERROR
+            out_headers = {
+                "X-RateLimit-Limit": "600",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time()) + 1),
+            }
+        elif status >= 500:
+            default_body = SERVER_ERROR
+        else:
+            phrase = HTTPStatus(status).phrase.lower() if status in HTTPStatus else "error"
+            default_body = {"errors": [{"field": None, "message": phrase}]}
+        out_headers.update(headers or {})
+        self._respond(handler, status, default_body if body is None else body, out_headers)
+
+    def _respond(
+        self,
+        handler: _Handler,
+        status: int,
+        body: Json | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        try:
+            handler.send_response(status)
+            if body is not None:
+                handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            if payload and handler.command != "HEAD":
+                handler.wfile.write(payload)
+            handler.wfile.flush()
+        except (ConnectionError, TimeoutError):
+            handler.close_connection = True  # the client gave up (e.g. its timeout fired)

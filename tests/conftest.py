@@ -203,3 +203,43 @@ def web(sample: Sample, database_url: str, monkeypatch: pytest.MonkeyPatch) -> I
         signer = Signer([SECRET])
         with running(build_app(workspace, engine, signer)) as url:
             yield WebServer(url, workspace, engine, SubscriberStore(engine), signer)
+
+
+@dataclass
+class Sending:
+    """A workspace with a database of subscribers, ready to send."""
+
+    sample: Sample
+    workspace: Workspace
+    engine: Engine
+    store: SubscriberStore
+
+    @property
+    def outbox(self) -> Path:
+        return self.workspace.state_dir / "outbox"
+
+    def add(self, count: int, **kwargs: object) -> list[int]:
+        from newsletter.domain.subscriber import Source
+        from newsletter.services.subscribers import Context
+
+        start = len(self.store.list(limit=100_000))
+        return [
+            self.store.add(
+                f"reader{start + i}@example.com",
+                name=f"Reader{start + i} Test",
+                context=Context(Source.CLI),
+                **kwargs,
+            ).id  # type: ignore[arg-type]
+            for i in range(count)
+        ]
+
+
+@pytest.fixture
+def sending(
+    sample: Sample, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Sending]:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", database_url)
+    workspace = open_workspace(sample.root)
+    with connect(database_url) as engine:
+        yield Sending(sample, workspace, engine, SubscriberStore(engine))

@@ -1,0 +1,238 @@
+"""Sending through the ledger with the outbox transport, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import SECRET
+from newsletter.domain.delivery import DeliveryStatus, SendStatus
+from newsletter.domain.subscriber import Source, Status
+from newsletter.domain.tokens import Purpose, Signer
+from newsletter.errors import ExitStatus
+from newsletter.infra.db.schema import deliveries
+from newsletter.infra.transports.factory import make_transport
+from newsletter.services.dispatch import Dispatcher, SendOptions
+from newsletter.services.ledger import Ledger
+from newsletter.services.links import list_identity
+from newsletter.services.sending import create_send, prepare
+from newsletter.services.subscribers import Context
+
+ISSUE = "2026-12-welcome"
+
+
+def start(sending, topic=None):
+    prepared = prepare(sending.workspace, sending.engine, ISSUE, topic)
+    return create_send(Ledger(sending.engine), prepared, "outbox", topic)
+
+
+def dispatcher(sending, on_batch=None, **options):
+    return Dispatcher(
+        Ledger(sending.engine),
+        make_transport(sending.workspace, "outbox"),
+        list_identity(sending.workspace.settings),
+        Signer([SECRET]),
+        SendOptions(**{"batch_size": 4, **options}),
+        on_batch,
+    )
+
+
+def messages(sending, send_id):
+    folder = sending.outbox / f"send-{send_id}"
+    return {
+        path.stem: email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted(folder.glob("*.eml"))
+    }
+
+
+def test_every_active_subscriber_gets_exactly_one_message(sending):
+    active = sending.add(9)
+    [pending] = sending.add(1, status=Status.PENDING)
+    [gone] = sending.add(1)
+    sending.store.unsubscribe(gone, Context(Source.CLI))
+    record = start(sending)
+    assert record.total == 9
+    final = dispatcher(sending).run(record.id)
+    assert final.status == SendStatus.DONE
+    assert final.counts["sent"] == 9
+    sent = messages(sending, record.id)
+    assert set(sent) == {f"sub-{i}" for i in active}
+    assert f"sub-{pending}" not in sent and f"sub-{gone}" not in sent
+
+
+def test_messages_carry_list_headers_and_personal_links(sending):
+    [sid] = sending.add(1)
+    record = start(sending)
+    dispatcher(sending).run(record.id)
+    message = messages(sending, record.id)[f"sub-{sid}"]
+    assert message["Message-ID"] == f"<send-{record.id}.sub-{sid}@follicle-notes.example.com>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"].endswith(">")
+    url = message["List-Unsubscribe"].strip("<>").split(">")[0]
+    token = url.rsplit("/", 1)[1]
+    parsed = Signer([SECRET]).verify(token, Purpose.UNSUBSCRIBE)
+    assert (parsed.subscriber_id, parsed.send_id) == (sid, record.id)
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = message.get_payload()
+    assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    assert url in text.get_content() and url in html.get_content().replace("&amp;", "&")
+    assert f"Hi Reader{sid - 1}," in text.get_content()
+
+
+def test_an_unsubscribe_mid_send_is_honoured(sending):
+    ids = sending.add(12)
+    late = ids[-1]
+    record = start(sending)
+
+    def unsubscribe_after_first_batch(_handled: int) -> None:
+        sending.store.unsubscribe(late, Context(Source.ONE_CLICK))
+
+    final = dispatcher(sending, unsubscribe_after_first_batch).run(record.id)
+    assert final.counts["sent"] == 11
+    assert final.counts["skipped"] == 1
+    assert f"sub-{late}" not in messages(sending, record.id)
+    skipped = Ledger(sending.engine).deliveries_in(record.id, DeliveryStatus.SKIPPED)
+    assert skipped[0][0] == late and "unsubscribed" in skipped[0][2]
+
+
+def test_one_row_per_recipient_and_the_render_is_frozen(sending):
+    sending.add(5)
+    record = start(sending)
+    snippet = sending.sample.root / "issues/snippets/how-microneedling-works.md"
+    snippet.write_text(snippet.read_text(encoding="utf-8") + "\nA late edit.\n", "utf-8")
+    dispatcher(sending).run(record.id)
+    for message in messages(sending, record.id).values():
+        assert "A late edit." not in message.get_body(("plain",)).get_content()
+    with sending.engine.connect() as connection:
+        count = connection.execute(
+            select(func.count()).select_from(deliveries).where(deliveries.c.send_id == record.id)
+        ).scalar()
+    assert count == 5
+
+
+def test_crash_recovery_requeues_unhanded_and_flags_handed(sending):
+    sending.add(10)
+    record = start(sending)
+    ledger = Ledger(sending.engine)
+    worker = ledger.register_worker(record.id)
+    first = ledger.claim(record.id, worker, 3)
+    ledger.mark_handed([c.delivery_id for c in first])  # handed over, then "crash"
+    ledger.claim(record.id, worker, 3)  # claimed, never handed over
+    from newsletter.infra.db.schema import workers
+
+    with sending.engine.begin() as connection:  # the worker's process is gone
+        connection.execute(workers.update().values(pid=2**22 + 7))
+    final = dispatcher(sending).run(record.id)
+    assert final.counts == {**final.counts, "sent": 7, "uncertain": 3}
+    assert final.status == SendStatus.DONE
+    uncertain = ledger.deliveries_in(record.id, DeliveryStatus.UNCERTAIN)
+    assert sorted(i for i, _, _ in uncertain) == sorted(c.subscriber_id for c in first)
+    assert ledger.resend_uncertain(record.id) == 3
+    ledger.set_status(record.id, SendStatus.QUEUED)
+    again = dispatcher(sending).run(record.id)
+    assert again.counts["sent"] == 10 and again.counts["uncertain"] == 0
+
+
+def test_topic_targets_followers(sending):
+    sending.add(2, topics=["evidence"])
+    sending.add(3, topics=["safety"])
+    record = start(sending, topic="evidence")
+    assert record.total == 2
+
+
+def test_cli_send_show_list_and_exit_codes(sending, cli):
+    sending.add(6)
+    result = cli("send", ISSUE, "--yes", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["status"] == "done" and report["counts"]["sent"] == 6
+    send_id = report["id"]
+    shown = json.loads(cli("sends", "show", str(send_id), "--json").out)
+    assert shown["total"] == 6 and shown["uncertain"] == []
+    assert json.loads(cli("sends", "list", "--json").out)[0]["id"] == send_id
+    assert cli("sends", "pause", str(send_id)).code == ExitStatus.INPUT_ERROR  # done already
+    assert cli("sends", "show", "999").code == ExitStatus.INPUT_ERROR
+
+
+def test_cli_needs_yes_when_not_interactive(sending, cli):
+    sending.add(1)
+    result = cli("send", ISSUE)
+    assert result.code == ExitStatus.INPUT_ERROR and "--yes" in result.err
+
+
+def test_check_errors_stop_the_send(sending, cli):
+    sending.add(1)
+    sending.sample.snippet("how-microneedling-works", body="TK")
+    result = cli("send", ISSUE, "--yes")
+    assert result.code == ExitStatus.CHECKS_FAILED
+    assert "pre-flight check error" in result.err
+    assert not sending.outbox.exists()
+
+
+def test_pause_resume_cancel(sending, cli):
+    sending.add(3)
+    record = start(sending)
+    assert cli("sends", "pause", str(record.id)).code == 0
+    paused = cli("send", "--resume", str(record.id))
+    assert paused.code == ExitStatus.SEND_INCOMPLETE  # paused: nothing happens
+    assert not (sending.outbox / f"send-{record.id}").exists()
+    assert cli("sends", "resume", str(record.id)).code == 0
+    assert cli("send", "--resume", str(record.id)).code == 0
+    assert len(messages(sending, record.id)) == 3
+    other = start(sending)
+    assert cli("sends", "cancel", str(other.id)).code == 0
+    cancelled = Ledger(sending.engine).get(other.id)
+    assert cancelled.status == SendStatus.CANCELLED and cancelled.counts["skipped"] == 3
+
+
+def test_test_send_is_marked_and_outside_the_ledger(sending, cli):
+    result = cli("send", ISSUE, "--to", "editor@example.com", "--to", "Boss@Example.org")
+    assert result.code == 0, result.err
+    folders = [p for p in sending.outbox.iterdir() if p.name.startswith("test-")]
+    assert len(folders) == 1
+    sent = sorted(folders[0].glob("*.eml"))
+    assert len(sent) == 2
+    message = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
+    assert message["Subject"].startswith("[TEST] ")
+    assert Ledger(sending.engine).list() == []
+
+
+def test_dry_run_counts_and_sends_nothing(sending, cli):
+    sending.add(4)
+    [paused] = sending.add(1)
+    from datetime import UTC, datetime, timedelta
+
+    sending.store.update_preferences(
+        paused,
+        paused_until=datetime.now(UTC) + timedelta(days=30),
+        context=Context(Source.PREFERENCES),
+    )
+    result = cli("send", ISSUE, "--dry-run", "--json")
+    assert json.loads(result.out)["outcomes"] == {"would send": 4, "skipped (paused)": 1}
+    assert not sending.outbox.exists()
+
+
+def test_header_injection_through_a_name_is_folded(sending):
+    sid = sending.store.add(
+        "inject@example.com", name="Eve\r\nBcc: all@example.com", context=Context(Source.CLI)
+    ).id
+    record = start(sending)
+    dispatcher(sending).run(record.id)
+    raw = (sending.outbox / f"send-{record.id}" / f"sub-{sid}.eml").read_bytes()
+    headers = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in headers
+    assert b"Eve Bcc: all@example.com" in headers
+
+
+@pytest.mark.parametrize("transport", ["smtp", "sendgrid"])
+def test_real_sends_refuse_without_a_signing_key(sending, cli, monkeypatch, transport):
+    sending.add(1)
+    monkeypatch.delenv("NEWSLETTER_SECRET_KEY")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.x")
+    result = cli("send", ISSUE, "--yes", "--transport", transport)
+    assert result.code == ExitStatus.INPUT_ERROR
+    assert "NEWSLETTER_SECRET_KEY is not set" in result.err

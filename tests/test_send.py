@@ -7,9 +7,9 @@ import email.policy
 import json
 
 import pytest
+from conftest import SECRET
 from sqlalchemy import func, select
 
-from conftest import SECRET
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.subscriber import Source, Status
 from newsletter.domain.tokens import Purpose, Signer

@@ -60,6 +60,56 @@ def test_dot_stuffing_and_large_message(server: SmtpServer) -> None:
     assert server.messages[0].data == b"Subject: big\r\n\r\n" + body
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"\r\n",
+        b".\r\n",
+        b"..\r\n",
+        b"Hello.\r\n.\r\nEnd.\r\n",
+        b"a\r\n..\r\n.x\r\n. \r\nlast.\r\n",
+        b"x" * 999 + b"\r\n",
+    ],
+)
+def test_data_is_recorded_exactly(server: SmtpServer, message: bytes) -> None:
+    """The bulk DATA reader must end and unstuff exactly where aiosmtpd's line reader does."""
+    with client(server) as c:
+        c.sendmail("a@example.org", ["b@example.org"], message)
+    assert server.messages[0].data == message
+
+
+def test_empty_data_and_over_long_lines(server: SmtpServer) -> None:
+    with client(server) as c:
+        c.ehlo()
+        c.mail("a@example.org")
+        c.rcpt("b@example.org")
+        c.putcmd("data")
+        assert c.getreply()[0] == 354
+        c.send(b".\r\n")
+        assert c.getreply()[0] == 250
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            c.sendmail("a@example.org", ["b@example.org"], b"x" * 1000 + b"\r\n")
+        assert err.value.smtp_code == 500
+        assert c.docmd("NOOP " + "x" * 2000)[0] == 500  # command lines stay limited
+        assert c.noop()[0] == 250
+    assert [m.data for m in server.messages] == [b""]
+
+
+def test_data_size_limit(server: SmtpServer) -> None:
+    assert server._controller is not None
+    server._controller.SMTP_kwargs["data_size_limit"] = 1000  # for new connections
+    with client(server) as c:
+        c.ehlo()
+        c.mail("a@example.org")  # no SIZE= parameter, so the limit bites at DATA
+        c.rcpt("b@example.org")
+        assert c.data(b"y" * 998 + b"\r\n")[0] == 250  # 1000 bytes: at the limit
+        c.mail("a@example.org")
+        c.rcpt("b@example.org")
+        assert c.data(b"y" * 999 + b"\r\n")[0] == 552
+        assert c.noop()[0] == 250
+    assert len(server.messages) == 1
+
+
 def test_reject_refuses_recipient_case_insensitively(server: SmtpServer) -> None:
     server.reject("Gone@Example.org")
     with client(server) as c:

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func, select
 
 from newsletter.domain.checks import Finding, has_errors
 from newsletter.domain.list_headers import ListIdentity
-from newsletter.domain.message import build_message, message_id
-from newsletter.domain.personalize import Recipient, personalize
+from newsletter.domain.message import MessageTemplate, message_id
+from newsletter.domain.personalize import Recipient
 from newsletter.domain.tokens import Signer
 from newsletter.errors import ExitStatus, InputError
 from newsletter.infra.db.schema import subscribers
@@ -103,6 +103,7 @@ def dry_run(
     outcomes: Counter[str] = Counter()
     sender = sender_of(workspace)
     at = now()
+    template = MessageTemplate(build.rendered, sender, date=at)
     query = (
         select(subscribers)
         .where(*audience_filter(at, topic, with_paused=True))
@@ -116,12 +117,6 @@ def dry_run(
                 continue
             claim = Claimed(0, row.id, row.email, row.name, 0)
             recipient = recipient_for(claim, identity, signer, None)
-            build_message(
-                personalize(build.rendered, recipient),
-                recipient,
-                sender,
-                msgid=message_id("dry-run", recipient.key, sender.domain),
-                date=at,
-            )
+            template.render(recipient, message_id("dry-run", recipient.key, sender.domain))
             outcomes["would send"] += 1
     return outcomes

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.domain.message import Sender, build_message, message_id
-from newsletter.domain.personalize import Recipient, RenderedIssue, personalize
+from newsletter.domain.message import MessageTemplate, Sender, message_id
+from newsletter.domain.personalize import Recipient, RenderedIssue
 from newsletter.infra.files import write_files_atomically
 from newsletter.infra.transports.base import Outcome, Result
 
@@ -31,20 +31,14 @@ class OutboxTransport:
         subject_prefix: str = "",
     ) -> list[Outcome]:
         target = self.folder / stream
+        template = MessageTemplate(
+            rendered, self.sender, date=datetime.now(UTC), subject_prefix=subject_prefix
+        )
         outcomes: list[Outcome] = []
         files: dict[str, bytes] = {}
-        now = datetime.now(UTC)
         for recipient in recipients:
             msgid = message_id(stream, recipient.key, self.sender.domain)
-            message = build_message(
-                personalize(rendered, recipient),
-                recipient,
-                self.sender,
-                msgid=msgid,
-                date=now,
-                subject_prefix=subject_prefix,
-            )
-            files[f"{recipient.key}.eml"] = message.as_bytes()
+            files[f"{recipient.key}.eml"] = template.render(recipient, msgid)
             outcomes.append(Outcome(recipient.key, Result.SENT, provider_id=msgid))
         write_files_atomically(target, files)
         return outcomes

@@ -13,8 +13,8 @@ import ssl
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from newsletter.domain.message import Sender, build_message, message_id
-from newsletter.domain.personalize import Recipient, RenderedIssue, personalize
+from newsletter.domain.message import MessageTemplate, Sender, message_id, needs_smtputf8
+from newsletter.domain.personalize import Recipient, RenderedIssue
 from newsletter.infra.settings import SmtpSettings
 from newsletter.infra.transports.base import Outcome, Result, TransportFatal
 
@@ -125,19 +125,14 @@ class SmtpTransport:
             connection = self._checkout()
         except _Unreachable as exc:
             return [Outcome(r.key, Result.RETRY, error=str(exc)) for r in recipients]
-        at = datetime.now(UTC)
+        template = MessageTemplate(
+            rendered, self.sender, date=datetime.now(UTC), subject_prefix=subject_prefix
+        )
         for index, recipient in enumerate(recipients):
             msgid = message_id(stream, recipient.key, self.sender.domain)
-            message = build_message(
-                personalize(rendered, recipient),
-                recipient,
-                self.sender,
-                msgid=msgid,
-                date=at,
-                subject_prefix=subject_prefix,
-            )
             try:
-                outcome = self._exchange(connection, recipient, message.as_bytes(), msgid)
+                data = template.render(recipient, msgid)
+                outcome = self._exchange(connection, recipient, data, msgid)
             except _Broken as broken:
                 self._discard(connection)
                 outcomes.append(Outcome(recipient.key, broken.result, error=broken.reason))
@@ -156,7 +151,7 @@ class SmtpTransport:
         self, connection: smtplib.SMTP, recipient: Recipient, data: bytes, msgid: str
     ) -> Outcome:
         options: list[str] = []
-        if not recipient.email.isascii() or not self.sender.address.isascii():
+        if needs_smtputf8(recipient, self.sender):
             if not connection.has_extn("smtputf8"):
                 return Outcome(
                     "",

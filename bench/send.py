@@ -1,0 +1,357 @@
+"""Benchmark: the whole sending pipeline against bare ceilings, measured in one run.
+
+- smtp: ledger + personalization + MIME + SMTP into Postfix's smtp-sink, against a bare loop
+  of smtplib sending the same pre-built messages over as many connections.
+  Target: at least 70% of the bare rate.
+- sendgrid: recipients per second into the local SendGrid stand-in (tests/), against the
+  bare client posting pre-built 1,000-recipient payloads. Target: 70% and 20,000/s.
+- memory: peak RSS of a 1,000,000-recipient send into the stand-in against a 10,000 one,
+  each in a fresh process. Target: at most 1.3 times.
+
+Run on purpose: `python bench/send.py [smtp|sendgrid|memory ...]`, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from newsletter.domain.message import MessageTemplate, message_id  # noqa: E402
+from newsletter.domain.personalize import Recipient  # noqa: E402
+from newsletter.domain.tokens import Signer  # noqa: E402
+from newsletter.infra.db.bulk import bulk_insert  # noqa: E402
+from newsletter.infra.db.engine import connect  # noqa: E402
+from newsletter.infra.db.schema import subscribers  # noqa: E402
+from newsletter.infra.transports.factory import sender_of  # noqa: E402
+from newsletter.infra.transports.sendgrid import SendgridTransport  # noqa: E402
+from newsletter.infra.transports.smtp import SmtpTransport  # noqa: E402
+from newsletter.infra.workspace import Workspace, open_workspace  # noqa: E402
+from newsletter.services.build import Builder  # noqa: E402
+from newsletter.services.dispatch import Dispatcher, SendOptions  # noqa: E402
+from newsletter.services.ledger import Ledger  # noqa: E402
+from newsletter.services.links import list_identity  # noqa: E402
+
+KEY = "bench-signing-key-0123456789abcdef"
+ISSUE = "2026-12-welcome"
+console = Console()
+
+
+def populate(url: str, count: int) -> None:
+    """Active subscribers, inserted in bulk (the import path is benchmarked elsewhere)."""
+    now = datetime.now(UTC)
+    columns = (
+        "email",
+        "email_key",
+        "name",
+        "status",
+        "topics",
+        "attributes",
+        "created_at",
+        "confirmed_at",
+        "confirm_sent_count",
+    )
+    with connect(url) as engine, engine.begin() as connection:
+        for start in range(0, count, 20_000):
+            rows = [
+                (
+                    f"reader{i}@example.com",
+                    f"reader{i}@example.com",
+                    f"Reader {i}",
+                    "active",
+                    [],
+                    {},
+                    now,
+                    now,
+                    0,
+                )
+                for i in range(start, min(count, start + 20_000))
+            ]
+            bulk_insert(connection, subscribers, columns, rows)
+
+
+def workspace_in(folder: Path, url: str, **env: str) -> Workspace:
+    os.environ["NEWSLETTER_SECRET_KEY"] = KEY
+    os.environ["NEWSLETTER_DATABASE_URL"] = url
+    os.environ["NEWSLETTER_STATE_DIR"] = str(folder / "state")
+    os.environ.update(env)
+    return open_workspace(ROOT)
+
+
+def run_send(workspace: Workspace, url: str, transport: object, options: SendOptions) -> float:
+    """Create a send of the whole list and run it; returns seconds spent sending."""
+    build = Builder(workspace).build(ISSUE)
+    with connect(url) as engine:
+        ledger = Ledger(engine)
+        record = ledger.create_send(build.rendered, transport.name, None)  # type: ignore[attr-defined]
+        dispatcher = Dispatcher(
+            ledger,
+            transport,
+            list_identity(workspace.settings),  # type: ignore[arg-type]
+            Signer([KEY]),
+            options,
+        )
+        started = time.perf_counter()
+        final = dispatcher.run(record.id)
+        elapsed = time.perf_counter() - started
+    if final.counts["sent"] != final.total:
+        raise SystemExit(f"send incomplete: {final.counts}")
+    return elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- smtp ----------------------------------------------------------------------------------
+
+
+def bench_smtp(count: int, concurrency: int) -> list[tuple[str, str, str, str]]:
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not Path(sink).exists():
+        raise SystemExit(
+            "smtp-sink not found: apt-get install postfix (it ships /usr/sbin/smtp-sink)"
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [sink, "-u", "nobody", f"127.0.0.1:{port}", "1024"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            workspace = workspace_in(
+                Path(folder),
+                url,
+                NEWSLETTER_SMTP__HOST="127.0.0.1",
+                NEWSLETTER_SMTP__PORT=str(port),
+                NEWSLETTER_SMTP__SECURITY="none",
+            )
+            populate(url, count)
+            build = Builder(workspace).build(ISSUE)
+            sender = sender_of(workspace)
+            size = 0
+            prebuilt = []
+            template = MessageTemplate(build.rendered, sender, date=datetime.now(UTC))
+            for i in range(count):
+                recipient = Recipient(
+                    f"reader{i}@example.com",
+                    f"Reader {i}",
+                    f"{workspace.settings.base_url}/u/x{i}",
+                    f"{workspace.settings.base_url}/preferences/x{i}",
+                    key=f"sub-{i}",
+                )
+                data = template.render(recipient, message_id("bare", recipient.key, sender.domain))
+                prebuilt.append((recipient.email, data))
+                size += len(data)
+            bare = _bare_smtp(port, prebuilt, concurrency, sender.address)
+            settings = workspace.settings.smtp
+            pipeline = count / run_send(
+                workspace,
+                url,
+                SmtpTransport(settings, sender),
+                SendOptions(batch_size=100, concurrency=concurrency),
+            )
+    finally:
+        process.terminate()
+        process.wait()
+    ratio = pipeline / bare
+    kb = size / count / 1024
+    return [
+        (
+            f"smtp bare ceiling ({concurrency} connections, {kb:.0f} KB messages)",
+            f"{bare:,.0f} msg/s",
+            "",
+            "",
+        ),
+        ("smtp pipeline (ledger + personalize + MIME + SMTP)", f"{pipeline:,.0f} msg/s", "", ""),
+        ("smtp pipeline / bare", f"{ratio:.0%}", ">= 70%", "yes" if ratio >= 0.7 else "NO"),
+    ]
+
+
+def _bare_smtp(
+    port: int, prebuilt: list[tuple[str, bytes]], concurrency: int, sender: str
+) -> float:
+    parts = [prebuilt[i::concurrency] for i in range(concurrency)]
+
+    def worker(items: list[tuple[str, bytes]]) -> None:
+        with smtplib.SMTP("127.0.0.1", port) as connection:
+            for address, data in items:
+                connection.sendmail(sender, [address], data)
+
+    threads = [threading.Thread(target=worker, args=(part,)) for part in parts]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(prebuilt) / (time.perf_counter() - started)
+
+
+# -- sendgrid ------------------------------------------------------------------------------
+
+
+def bench_sendgrid(count: int, concurrency: int) -> list[tuple[str, str, str, str]]:
+    from sendgrid_standin import SendGridStandIn
+
+    with (
+        SendGridStandIn(api_key="SG.bench", record=False) as standin,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        url = f"sqlite:///{folder}/bench.db"
+        workspace = workspace_in(Path(folder), url, NEWSLETTER_SENDGRID__HOST=standin.url)
+        populate(url, count)
+        transport = SendgridTransport(workspace.settings.sendgrid, sender_of(workspace), "SG.bench")
+        bare = _bare_sendgrid(workspace, transport, count, concurrency)
+        pipeline = count / run_send(
+            workspace,
+            url,
+            transport,
+            SendOptions(batch_size=1000, concurrency=concurrency),
+        )
+    ratio = pipeline / bare
+    return [
+        ("sendgrid bare client, pre-built 1,000-recipient payloads", f"{bare:,.0f} rcpt/s", "", ""),
+        (
+            "sendgrid pipeline (ledger + tokens + payloads)",
+            f"{pipeline:,.0f} rcpt/s",
+            ">= 20,000/s",
+            "yes" if pipeline >= 20_000 else "NO",
+        ),
+        ("sendgrid pipeline / bare", f"{ratio:.0%}", ">= 70%", "yes" if ratio >= 0.7 else "NO"),
+    ]
+
+
+def _bare_sendgrid(
+    workspace: Workspace, transport: SendgridTransport, count: int, concurrency: int
+) -> float:
+    from newsletter.domain.personalize import substitution_form
+
+    build = Builder(workspace).build(ISSUE)
+    form = substitution_form(build.rendered)
+    base = workspace.settings.base_url
+    chunk = [
+        Recipient(
+            f"reader{i}@example.com",
+            f"Reader {i}",
+            f"{base}/u/t{i}",
+            f"{base}/preferences/t{i}",
+            key=f"sub-{i}",
+            subscriber_id=i,
+        )
+        for i in range(1000)
+    ]
+    body = transport.request_body(build.rendered, form, chunk, "bare")
+    requests = max(1, count // 1000)
+    client = transport.api.client
+
+    def worker(n: int) -> None:
+        for _ in range(n):
+            client.mail.send.post(request_body=body)
+
+    shares = [
+        requests // concurrency + (1 if i < requests % concurrency else 0)
+        for i in range(concurrency)
+    ]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return requests * 1000 / (time.perf_counter() - started)
+
+
+# -- memory --------------------------------------------------------------------------------
+
+
+def child_send(count: int, host: str) -> None:
+    """In a fresh process: populate and send `count` recipients; print peak RSS (MB)."""
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        workspace = workspace_in(Path(folder), url, NEWSLETTER_SENDGRID__HOST=host)
+        populate(url, count)
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        transport = SendgridTransport(workspace.settings.sendgrid, sender_of(workspace), "SG.bench")
+        seconds = run_send(workspace, url, transport, SendOptions(batch_size=1000, concurrency=2))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak, "before_send_mb": baseline, "seconds": seconds}))
+
+
+def bench_memory(small: int, large: int) -> list[tuple[str, str, str, str]]:
+    from sendgrid_standin import SendGridStandIn
+
+    results = {}
+    with SendGridStandIn(api_key="SG.bench", record=False) as standin:
+        for count in (small, large):
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", str(count), standin.url],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results[count] = json.loads(done.stdout.strip().splitlines()[-1])
+    ratio = results[large]["peak_mb"] / results[small]["peak_mb"]
+    return [
+        (f"peak RSS, {small:,}-recipient send", f"{results[small]['peak_mb']:.0f} MB", "", ""),
+        (
+            f"peak RSS, {large:,}-recipient send ({results[large]['seconds']:.0f} s)",
+            f"{results[large]['peak_mb']:.0f} MB",
+            "",
+            "",
+        ),
+        ("large / small", f"{ratio:.2f}x", "<= 1.3x", "yes" if ratio <= 1.3 else "NO"),
+    ]
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child_send(int(sys.argv[2]), sys.argv[3])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("parts", nargs="*", default=["smtp", "sendgrid", "memory"])
+    parser.add_argument("--smtp-messages", type=int, default=5000)
+    parser.add_argument("--sendgrid-recipients", type=int, default=100_000)
+    parser.add_argument("--memory-small", type=int, default=10_000)
+    parser.add_argument("--memory-large", type=int, default=1_000_000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    args = parser.parse_args()
+    rows: list[tuple[str, str, str, str]] = []
+    if "smtp" in args.parts:
+        rows += bench_smtp(args.smtp_messages, args.concurrency)
+    if "sendgrid" in args.parts:
+        rows += bench_sendgrid(args.sendgrid_recipients, args.concurrency)
+    if "memory" in args.parts:
+        rows += bench_memory(args.memory_small, args.memory_large)
+    table = Table(title="send benchmark")
+    for column in ("measure", "value", "target", "met"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    return 0 if all(row[3] != "NO" for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

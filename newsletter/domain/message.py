@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import html
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,10 +88,21 @@ def mailbox(name: str | None, address: str) -> str:
     return formataddr((display, "x@invalid"), charset="utf-8").rsplit(" <", 1)[0] + f" <{address}>"
 
 
-class _Part:
-    """One MIME part as encoded chunks and the slots between them."""
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
 
-    __slots__ = ("chunks", "slots")
+
+def dot_stuff(data: bytes) -> bytes:
+    """SMTP transparency (RFC 5321 4.5.2): a line that starts with '.' gets another."""
+    return _LINE_START_DOT.sub(b"..", data)
+
+
+class _Part:
+    """One MIME part as encoded chunks and the slots between them.
+
+    Every chunk starts a line, so SMTP dot-stuffing can be done chunk by chunk, once.
+    """
+
+    __slots__ = ("chunks", "slots", "stuffed")
 
     def __init__(self, parts: list[str], slots: list[tuple[int, str, str]], escape: bool) -> None:
         self.chunks: list[bytes] = []
@@ -108,15 +120,22 @@ class _Part:
                 if not encoded.endswith(CRLF):
                     encoded += SOFT_BREAK
                 self.chunks.append(encoded)
+        self.stuffed = [dot_stuff(chunk) for chunk in self.chunks]
 
-    def fill(self, values: dict[str, str], cache: dict[tuple[str, str, bool], bytes]) -> bytes:
-        chunks = self.chunks.copy()
+    def fill(
+        self,
+        values: dict[str, str],
+        cache: dict[tuple[str, str, bool], bytes],
+        stuffed: bool,
+    ) -> bytes:
+        chunks = (self.stuffed if stuffed else self.chunks).copy()
         for index, name, fallback, escape in self.slots:
             key = (name, fallback, escape)
             if key not in cache:
                 value = values.get(name) or fallback
                 encoded = _qp(html.escape(value) if escape else value)
-                cache[key] = encoded if encoded.endswith(CRLF) else encoded + SOFT_BREAK
+                encoded = encoded if encoded.endswith(CRLF) else encoded + SOFT_BREAK
+                cache[key] = dot_stuff(encoded) if stuffed else encoded
             chunks[index] = cache[key]
         return b"".join(chunks)
 
@@ -157,7 +176,8 @@ class MessageTemplate:
         self.text = _Part(text_template.parts, text_template.slots, escape=False)
         self.html = _Part(html_template.parts, html_template.slots, escape=True)
 
-    def render(self, recipient: Recipient, msgid: str) -> bytes:
+    def render(self, recipient: Recipient, msgid: str, *, stuffed: bool = False) -> bytes:
+        """The recipient's message; `stuffed` gives it dot-stuffed, ready for SMTP DATA."""
         headers = [f"To: {mailbox(recipient.name, recipient.email)}", f"Message-ID: {msgid}"]
         for name, value in recipient.headers:
             if name.lower() in RESERVED or not name.replace("-", "").isalnum():
@@ -173,9 +193,9 @@ class MessageTemplate:
                 CRLF,
                 self.structure,
                 self.text_head,
-                self.text.fill(values, cache),
+                self.text.fill(values, cache, stuffed),
                 self.html_head,
-                self.html.fill(values, cache),
+                self.html.fill(values, cache, stuffed),
                 self.end,
             )
         )

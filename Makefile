@@ -24,10 +24,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PYTHON) -m newsletter subscribers import subscribers/sample.csv
 	$(PYTHON) -m newsletter subscribers count
-	$(PYTHON) -m newsletter issues list
 	$(PYTHON) -m newsletter check $(DEMO_ISSUE)
 	$(PYTHON) -m newsletter build $(DEMO_ISSUE)
 	$(PYTHON) -m newsletter preview $(DEMO_ISSUE)
+	$(PYTHON) -m newsletter send $(DEMO_ISSUE) --yes
+	@echo "Messages written to $$($(PYTHON) -c 'from newsletter.infra.workspace import open_workspace; print(open_workspace().state_dir / "outbox")')/send-*/"
 
 test: $(STAMP)
 	$(PYTHON) -m pytest
@@ -45,3 +46,4 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) bench/render.py
 	$(PYTHON) bench/import.py
+	$(PYTHON) bench/send.py

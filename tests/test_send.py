@@ -120,7 +120,7 @@ def test_crash_recovery_requeues_unhanded_and_flags_handed(sending):
     ledger = Ledger(sending.engine)
     worker = ledger.register_worker(record.id)
     first = ledger.claim(record.id, worker, 3)
-    ledger.mark_handed([c.delivery_id for c in first])  # handed over, then "crash"
+    ledger.mark_handed(first)  # handed over, then "crash"
     ledger.claim(record.id, worker, 3)  # claimed, never handed over
     from newsletter.infra.db.schema import workers
 
@@ -130,7 +130,7 @@ def test_crash_recovery_requeues_unhanded_and_flags_handed(sending):
     assert final.counts == {**final.counts, "sent": 7, "uncertain": 3}
     assert final.status == SendStatus.DONE
     uncertain = ledger.deliveries_in(record.id, DeliveryStatus.UNCERTAIN)
-    assert sorted(i for i, _, _ in uncertain) == sorted(c.subscriber_id for c in first)
+    assert sorted(i for i, _, _ in uncertain) == sorted(c.subscriber_id for c in first.claims)
     assert ledger.resend_uncertain(record.id) == 3
     ledger.set_status(record.id, SendStatus.QUEUED)
     again = dispatcher(sending).run(record.id)

@@ -20,7 +20,7 @@ from newsletter.domain.personalize import Recipient, RenderedIssue
 from newsletter.domain.subscriber import first_name_of
 from newsletter.domain.tokens import Signer
 from newsletter.infra.transports.base import Outcome, Result, Transport, TransportFatal
-from newsletter.services.ledger import Claimed, Ledger, SendRecord, Verdict
+from newsletter.services.ledger import Batch, Claimed, Ledger, SendRecord, Verdict
 from newsletter.services.subscribers import now
 from newsletter.services.throttle import TokenBucket
 
@@ -124,12 +124,12 @@ class Dispatcher:
             while not shared.stop.is_set():
                 if self.ledger.status(send_id) != SendStatus.SENDING:
                     return  # paused or cancelled from elsewhere
-                claimed = self.ledger.claim(send_id, worker, self.options.batch_size)
-                if not claimed:
+                batch = self.ledger.claim(send_id, worker, self.options.batch_size)
+                if not batch:
                     if self._idle(send_id, shared):
                         return
                     continue
-                self._deliver(send_id, claimed, rendered, shared)
+                self._deliver(batch, rendered, shared)
         except BaseException as exc:  # surface in the main thread; stop the others
             shared.errors.append(exc)
             shared.stop.set()
@@ -149,24 +149,23 @@ class Dispatcher:
         shared.stop.wait(wait)
         return False
 
-    def _deliver(
-        self, send_id: int, claimed: list[Claimed], rendered: RenderedIssue, shared: _Shared
-    ) -> None:
+    def _deliver(self, batch: Batch, rendered: RenderedIssue, shared: _Shared) -> None:
+        send_id, claimed = batch.send_id, batch.claims
         recipients = [recipient_for(c, self.identity, self.signer, send_id) for c in claimed]
         by_key = {r.key: c for r, c in zip(recipients, claimed, strict=True)}
         self.bucket.take(len(recipients))
-        ids = [c.delivery_id for c in claimed]
-        self.ledger.mark_handed(ids)
+        self.ledger.mark_handed(batch)
         try:
             outcomes = self.transport.send(rendered, recipients, stream=stream_of(send_id))
         except TransportFatal as exc:
-            self.ledger.release(ids)  # the transport guarantees none of them went out
+            self.ledger.release(batch)  # the transport guarantees none of them went out
             self.ledger.set_status(send_id, SendStatus.PAUSED, f"transport refused: {exc}")
             shared.stop.set()
             return
         except Exception as exc:
             # Unknown state: the batch may or may not have gone out.
             self.ledger.record(
+                batch,
                 [
                     Verdict(
                         c.delivery_id,
@@ -175,7 +174,7 @@ class Dispatcher:
                         error=f"transport error: {exc}",
                     )
                     for c in claimed
-                ]
+                ],
             )
             self.ledger.set_status(send_id, SendStatus.PAUSED, f"transport error: {exc}")
             shared.stop.set()
@@ -192,7 +191,7 @@ class Dispatcher:
             for key, c in by_key.items()
             if key not in answered
         ]
-        self.ledger.record(verdicts)
+        self.ledger.record(batch, verdicts)
         self._watch_failures(send_id, outcomes, shared)
         self.on_batch(len(claimed))
 

@@ -6,6 +6,7 @@ machines share a send; on SQLite, BEGIN IMMEDIATE serializes the claims of one m
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import uuid
@@ -30,11 +31,13 @@ from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.personalize import RenderedIssue
 from newsletter.domain.subscriber import Status
 from newsletter.errors import InputError
+from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends, subscribers, workers
 from newsletter.services.subscribers import follows_topic, now, utc
 
 LEASE = timedelta(seconds=60)  # a worker silent for this long is taken for dead
 HOST = socket.gethostname()
+_batch_numbers = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,16 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Batch:
+    id: str  # worker id / batch number: written into `claimed_by`
+    send_id: int
+    claims: list[Claimed]
+
+    def __bool__(self) -> bool:
+        return bool(self.claims)
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What became of one delivery, for `record`."""
 
@@ -81,6 +94,7 @@ class Verdict:
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reader = reading(engine)
 
     # -- sends -----------------------------------------------------------------------------
 
@@ -121,7 +135,7 @@ class Ledger:
         return self.get(send_id)
 
     def get(self, send_id: int) -> SendRecord:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             row = connection.execute(select(sends).where(sends.c.id == send_id)).first()
             if row is None:
                 raise InputError(f"no send #{send_id}")
@@ -136,7 +150,7 @@ class Ledger:
 
     def rendered(self, send_id: int) -> RenderedIssue:
         """The frozen render, checked against the hash stored with the send."""
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             row = connection.execute(select(sends).where(sends.c.id == send_id)).first()
         if row is None:
             raise InputError(f"no send #{send_id}")
@@ -148,7 +162,7 @@ class Ledger:
         return rendered
 
     def list(self, limit: int = 50) -> list[SendRecord]:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             rows = connection.execute(select(sends).order_by(sends.c.id.desc()).limit(limit)).all()
             ids = [row.id for row in rows]
             counts: dict[int, dict[str, int]] = {i: {} for i in ids}
@@ -181,7 +195,7 @@ class Ledger:
             return connection.execute(query.values(**values)).rowcount == 1
 
     def status(self, send_id: int) -> SendStatus:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             value = connection.execute(select(sends.c.status).where(sends.c.id == send_id))
             found = value.scalar()
         if found is None:
@@ -236,7 +250,7 @@ class Ledger:
             .where(deliveries.c.send_id == send_id, deliveries.c.status == str(status))
             .order_by(deliveries.c.id)
         )
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return [(r[0], r[1] or "(erased)", r[2] or "") for r in connection.execute(query)]
 
     # -- workers ---------------------------------------------------------------------------
@@ -282,7 +296,7 @@ class Ledger:
             claimed = and_(
                 deliveries.c.send_id == send_id,
                 deliveries.c.status == str(DeliveryStatus.CLAIMED),
-                deliveries.c.claimed_by.in_(dead),
+                or_(*(deliveries.c.claimed_by.startswith(f"{w}/", autoescape=True) for w in dead)),
             )
             requeued = connection.execute(
                 update(deliveries)
@@ -303,10 +317,15 @@ class Ledger:
 
     # -- the work --------------------------------------------------------------------------
 
-    def claim(self, send_id: int, worker_id: str, limit: int) -> list[Claimed]:
-        """Take up to `limit` due deliveries, and skip at once those whose subscriber is no
-        longer active (an unsubscribe that lands mid-send is honoured)."""
+    def claim(self, send_id: int, worker_id: str, limit: int) -> Batch:
+        """Take up to `limit` due deliveries as one batch, and skip at once those whose
+        subscriber is no longer active (an unsubscribe that lands mid-send is honoured).
+
+        Rows are marked with the batch's own id, so handing over and recording touch them
+        through the (send, status) index instead of long lists of ids.
+        """
         at = now()
+        batch_id = f"{worker_id}/{next(_batch_numbers)}"
         due = (
             select(deliveries.c.id)
             .where(
@@ -319,23 +338,32 @@ class Ledger:
             .with_for_update(skip_locked=True)
         )
         with self.engine.begin() as connection:
-            ids = list(connection.execute(due).scalars())
-            if not ids:
-                return []
-            connection.execute(
+            taken = connection.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(ids))
+                .where(deliveries.c.id.in_(due.scalar_subquery()))
                 .values(
                     status=str(DeliveryStatus.CLAIMED),
-                    claimed_by=worker_id,
+                    claimed_by=batch_id,
                     claimed_at=at,
                     handed_at=None,
                 )
-            )
+            ).rowcount
+            if not taken:
+                return Batch(batch_id, send_id, [])
+            person = subscribers.c
             rows = connection.execute(
-                select(deliveries.c.id, deliveries.c.attempts, subscribers)
-                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                .where(deliveries.c.id.in_(ids))
+                select(
+                    deliveries.c.id,
+                    deliveries.c.attempts,
+                    person.id,
+                    person.email,
+                    person.name,
+                    person.status,
+                    person.erased_at,
+                    person.paused_until,
+                )
+                .join(subscribers, person.id == deliveries.c.subscriber_id)
+                .where(*_in_batch(send_id, batch_id))
                 .order_by(deliveries.c.id)
             ).all()
             claimed: list[Claimed] = []
@@ -358,61 +386,61 @@ class Ledger:
                     ),
                     skipped,
                 )
-        return claimed
+        return Batch(batch_id, send_id, claimed)
 
-    def mark_handed(self, delivery_ids: Sequence[int]) -> None:
+    def mark_handed(self, batch: Batch) -> None:
+        """Committed before the transport call: from here on a crash means "uncertain"."""
         with self.engine.begin() as connection:
             connection.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(list(delivery_ids)))
+                .where(*_in_batch(batch.send_id, batch.id))
                 .values(handed_at=now())
             )
 
-    def release(self, delivery_ids: Sequence[int]) -> None:
-        """Give claimed deliveries back untouched (the transport refused them all unsent)."""
+    def release(self, batch: Batch) -> None:
+        """Give a batch back untouched (the transport refused it all, unsent)."""
         with self.engine.begin() as connection:
             connection.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(list(delivery_ids)))
+                .where(*_in_batch(batch.send_id, batch.id))
                 .values(status=str(DeliveryStatus.QUEUED), claimed_by=None, handed_at=None)
             )
 
-    def record(self, verdicts: Sequence[Verdict]) -> None:
+    def record(self, batch: Batch, verdicts: Sequence[Verdict]) -> None:
+        """Write each delivery's outcome. Verdicts that are alike (a provider that accepted
+        the whole request) are written with one statement; the largest group by batch."""
         if not verdicts:
             return
         at = now()
-        rows = [
-            {
-                "_id": v.delivery_id,
-                "_status": str(v.status),
-                "_attempts": v.attempts,
-                "_provider": v.provider_message_id,
-                "_error": v.error,
-                "_next": v.next_attempt_at,
-                "_finished": None if v.status == DeliveryStatus.QUEUED else at,
-            }
-            for v in verdicts
-        ]
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for v in verdicts:
+            key = (v.status, v.attempts, v.provider_message_id, v.error, v.next_attempt_at)
+            groups.setdefault(key, []).append(v.delivery_id)
+        ordered = sorted(groups.items(), key=lambda item: len(item[1]))
+        covered = sum(len(ids) for ids in groups.values()) == len(batch.claims)
         with self.engine.begin() as connection:
-            connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("_id"))
-                .values(
-                    status=bindparam("_status"),
-                    attempts=bindparam("_attempts"),
-                    provider_message_id=bindparam("_provider"),
-                    last_error=bindparam("_error"),
-                    next_attempt_at=bindparam("_next"),
-                    finished_at=bindparam("_finished"),
-                    claimed_by=None,
-                    handed_at=None,
-                ),
-                rows,
-            )
+            for number, ((status, attempts, provider, error, retry_at), ids) in enumerate(ordered):
+                values = {
+                    "status": str(status),
+                    "attempts": attempts,
+                    "provider_message_id": provider,
+                    "last_error": error,
+                    "next_attempt_at": retry_at,
+                    "finished_at": None if status == DeliveryStatus.QUEUED else at,
+                    "claimed_by": None,
+                    "handed_at": None,
+                }
+                last = number == len(ordered) - 1
+                where = (
+                    _in_batch(batch.send_id, batch.id)
+                    if last and covered
+                    else [deliveries.c.id.in_(ids)]
+                )
+                connection.execute(update(deliveries).where(*where).values(**values))
 
     def pending(self, send_id: int) -> tuple[int, int, datetime | None]:
         """(queued, claimed, the soonest next attempt of queued rows)."""
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             counts = dict(
                 connection.execute(
                     select(deliveries.c.status, func.count())
@@ -436,6 +464,14 @@ class Ledger:
             counts.get(str(DeliveryStatus.CLAIMED), 0),
             utc(soonest),
         )
+
+
+def _in_batch(send_id: int, batch_id: str) -> list[Any]:
+    return [
+        deliveries.c.send_id == send_id,
+        deliveries.c.status == str(DeliveryStatus.CLAIMED),
+        deliveries.c.claimed_by == batch_id,
+    ]
 
 
 def audience_filter(at: datetime, topic: str | None, *, with_paused: bool = False) -> list[Any]:

@@ -16,6 +16,7 @@ from newsletter.domain.message import MessageTemplate, message_id
 from newsletter.domain.personalize import Recipient
 from newsletter.domain.tokens import Signer
 from newsletter.errors import ExitStatus, InputError
+from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import subscribers
 from newsletter.infra.transports.base import Outcome, Transport
 from newsletter.infra.transports.factory import sender_of
@@ -54,7 +55,7 @@ def build_for_sending(workspace: Workspace, issue: str) -> Build:
 
 
 def audience_size(engine: Engine, topic: str | None) -> int:
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         return connection.execute(
             select(func.count()).select_from(subscribers).where(*audience_filter(now(), topic))
         ).scalar_one()
@@ -109,7 +110,7 @@ def dry_run(
         .where(*audience_filter(at, topic, with_paused=True))
         .order_by(subscribers.c.id)
     )
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         for row in connection.execute(query).yield_per(1000):
             paused = utc(row.paused_until)
             if paused is not None and paused > at:

@@ -28,6 +28,7 @@ from newsletter.domain.subscriber import (
     normalize_address,
 )
 from newsletter.errors import InputError
+from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import meta, subscriber_events, subscribers
 
 SALT_KEY = "erasure_salt"
@@ -139,12 +140,13 @@ def timestamps_for(status: Status, at: datetime) -> dict[str, datetime]:
 class SubscriberStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reader = reading(engine)
 
     # -- reading ---------------------------------------------------------------------------
 
     def find(self, email: str) -> SubscriberRecord | None:
         address = parse_address(email)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             row = connection.execute(
                 select(subscribers).where(subscribers.c.email_key == address.key)
             ).first()
@@ -157,7 +159,7 @@ class SubscriberStore:
         return record
 
     def get_by_id(self, subscriber_id: int) -> SubscriberRecord | None:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             row = connection.execute(
                 select(subscribers).where(subscribers.c.id == subscriber_id)
             ).first()
@@ -169,7 +171,7 @@ class SubscriberStore:
             .where(subscriber_events.c.subscriber_id == subscriber_id)
             .order_by(subscriber_events.c.id)
         )
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return [
                 EventRecord(
                     at=utc(row.at),  # type: ignore[arg-type]
@@ -200,7 +202,7 @@ class SubscriberStore:
         offset: int = 0,
     ) -> list[SubscriberRecord]:
         query = self._filtered(statuses, topic).order_by(subscribers.c.id)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             rows = connection.execute(query.limit(limit).offset(offset))
             return [to_record(row) for row in rows]
 
@@ -216,7 +218,7 @@ class SubscriberStore:
                 .order_by(subscribers.c.id)
                 .limit(batch)
             )
-            with self.engine.connect() as connection:
+            with self.reader.connect() as connection:
                 rows = connection.execute(query).fetchall()
             if not rows:
                 return
@@ -227,7 +229,7 @@ class SubscriberStore:
     def count(self, topic: str | None = None) -> dict[str, int]:
         query = self._filtered((), topic).subquery()
         grouped = select(query.c.status, func.count()).group_by(query.c.status)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             found = {status: n for status, n in connection.execute(grouped)}
         return {str(s): found.get(str(s), 0) for s in Status}
 

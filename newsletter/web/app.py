@@ -117,7 +117,7 @@ def client_context(ctx: WebContext, request: Request, source: Source) -> Context
 
 async def healthz(ctx: WebContext, request: Request) -> Response:
     def ping() -> None:
-        with ctx.consent.store.engine.connect() as connection:
+        with ctx.consent.store.reader.connect() as connection:
             connection.execute(text("SELECT 1"))
 
     try:

@@ -37,9 +37,17 @@ def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
-    # writes can fail with "database is locked" instead of waiting for busy_timeout.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front (IMMEDIATE): a deferred transaction that reads
+    # and then writes can fail with "database is locked" instead of waiting. Readers
+    # (see `reading`) begin deferred, so in WAL mode they never wait for a writer.
+    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def reading(engine: Engine) -> Engine:
+    """The same engine for read-only work: on SQLite its transactions do not take the
+    write lock, so pages and status checks are not queued behind an import or a send."""
+    return engine.execution_options(sqlite_begin="DEFERRED")
 
 
 def make_engine(url: str) -> Engine:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+from datetime import UTC, datetime
 
 import pytest
 from conftest import SECRET
 from sqlalchemy import func, select
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
+from newsletter.domain.message import MessageTemplate, Sender
+from newsletter.domain.personalize import Recipient
 from newsletter.domain.subscriber import Source, Status
 from newsletter.domain.tokens import Purpose, Signer
-from newsletter.errors import ExitStatus
+from newsletter.errors import ExitStatus, InputError
 from newsletter.infra.db.schema import deliveries
 from newsletter.infra.transports.factory import make_transport
+from newsletter.services.build import Builder
 from newsletter.services.dispatch import Dispatcher, SendOptions
 from newsletter.services.ledger import Ledger
 from newsletter.services.links import list_identity
@@ -216,16 +220,33 @@ def test_dry_run_counts_and_sends_nothing(sending, cli):
     assert not sending.outbox.exists()
 
 
-def test_header_injection_through_a_name_is_folded(sending):
-    sid = sending.store.add(
-        "inject@example.com", name="Eve\r\nBcc: all@example.com", context=Context(Source.CLI)
-    ).id
-    record = start(sending)
-    dispatcher(sending).run(record.id)
-    raw = (sending.outbox / f"send-{record.id}" / f"sub-{sid}.eml").read_bytes()
+def test_header_injection_is_refused_at_the_door_and_folded_in_the_message(sending):
+    with pytest.raises(InputError, match="control characters"):
+        sending.store.add(
+            "inject@example.com", name="Eve\r\nBcc: all@example.com", context=Context(Source.CLI)
+        )
+    # Whatever reaches a message all the same is folded into one line.
+    build = Builder(sending.workspace).build(ISSUE)
+    template = MessageTemplate(
+        build.rendered,
+        Sender("n@example.com", "N\r\nX-Evil: 1"),
+        date=datetime.now(UTC),
+        subject_prefix="[T]\r\nBcc: x@y.z ",
+    )
+    raw = template.render(
+        Recipient(
+            "inject@example.com",
+            "Eve",
+            name="Eve\r\nBcc: all@example.com",
+            headers=(("List-Id", "L\r\nBcc: b@example.com <l.example.com>"),),
+        ),
+        "<id@example.com>",
+    )
     headers = raw.split(b"\r\n\r\n", 1)[0]
-    assert b"\r\nBcc:" not in headers
+    assert b"\r\nBcc:" not in headers and b"\r\nX-Evil:" not in headers
     assert b"Eve Bcc: all@example.com" in headers
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Bcc"] is None and message["To"].addresses[0].addr_spec == "inject@example.com"
 
 
 @pytest.mark.parametrize("transport", ["smtp", "sendgrid"])

@@ -25,10 +25,12 @@ from newsletter.cli.app import (
     print_json,
     subscribers_app,
 )
+from newsletter.domain.personalize import delivery_key
 from newsletter.domain.subscriber import Source, Status, SubscriberRecord
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import connect, make_engine, upgrade
 from newsletter.infra.files import write_files_atomically
+from newsletter.infra.transports.outbox import forget
 from newsletter.services.importer import ImportReport, import_csv
 from newsletter.services.subscribers import Context, SubscriberStore
 
@@ -307,9 +309,14 @@ def erase(
         if not sys.stdin.isatty():
             raise InputError("erase needs --yes when not run interactively")
         typer.confirm(f"Erase {email} for good?", abort=True)
+    workspace = open_current_workspace()
     with _store() as store:
         record = store.erase(email, CLI)
-    out.print(f"erased subscriber #{record.id}; the address stays suppressed")
+    files = forget(workspace.state_dir / "outbox", delivery_key(record.id))
+    out.print(
+        f"erased subscriber #{record.id}; the address stays suppressed"
+        + (f"; {files} outbox message(s) deleted" if files else "")
+    )
 
 
 @subscribers_app.command("count", epilog="Example: newsletter subscribers count --json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.header import Header
 from urllib.parse import quote, urlsplit
 
 from newsletter.domain.tokens import Purpose, Signer
@@ -55,8 +56,11 @@ def recipient_links(
 
 
 def _phrase(name: str) -> str:
-    """A display name safe in a header: no CR/LF, quoted when it has specials."""
+    """A display name safe in a header: no CR/LF, quoted when it has specials, RFC 2047
+    encoded when it is not ASCII (so the whole header value stays ASCII)."""
     clean = " ".join(name.split())
+    if not clean.isascii():
+        return Header(clean, "utf-8", maxlinelen=998).encode()
     if any(c in clean for c in '()<>[]:;@\\,."'):
         return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return clean

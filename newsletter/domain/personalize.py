@@ -68,6 +68,11 @@ class _Template:
         return "".join(parts)
 
 
+def delivery_key(subscriber_id: int) -> str:
+    """Names one subscriber's message within a stream (file name, Message-ID, custom_args)."""
+    return f"sub-{subscriber_id}"
+
+
 @dataclass(frozen=True)
 class Recipient:
     """One addressee: the values for the placeholders, and what the message needs."""

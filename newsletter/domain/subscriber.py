@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -87,6 +89,32 @@ def _domain_verdict(domain: str) -> tuple[str, str | None]:
 def erased_hash(key: str, salt: str) -> str:
     """What remains of an erased address: enough to suppress it, not to recover it."""
     return hmac.new(salt.encode(), key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+TOPIC = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+NAME_MAX = 200
+
+
+def clean_name(name: str | None) -> str | None:
+    """One line of text, at most 200 characters; control characters (NUL included, which
+    PostgreSQL cannot store) are refused rather than silently dropped."""
+    if name is None:
+        return None
+    if any(unicodedata.category(c) == "Cc" and c not in "\t" for c in name):
+        raise ValueError("contains control characters")
+    cleaned = " ".join(name.split())
+    if len(cleaned) > NAME_MAX:
+        raise ValueError(f"longer than {NAME_MAX} characters")
+    return cleaned or None
+
+
+def clean_topics(topics: Iterable[str]) -> list[str]:
+    """Topics are slugs (lowercase letters, digits, dashes): sorted, each once."""
+    cleaned = {t.strip().lower() for t in topics if t.strip()}
+    bad = sorted(t for t in cleaned if not TOPIC.match(t))
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a topic (lowercase letters, digits and dashes)")
+    return sorted(cleaned)
 
 
 def first_name_of(name: str | None) -> str | None:

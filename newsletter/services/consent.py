@@ -11,14 +11,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from newsletter.domain.list_headers import ListIdentity
-from newsletter.domain.personalize import Recipient
+from newsletter.domain.personalize import Recipient, delivery_key
 from newsletter.domain.subscriber import SUPPRESSED, Status, SubscriberRecord
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
 from newsletter.errors import InputError
 from newsletter.infra.settings import WebSettings
 from newsletter.infra.transports.base import Transport
 from newsletter.services.render import Renderer
-from newsletter.services.subscribers import Context, SubscriberStore, now, parse_address
+from newsletter.services.subscribers import (
+    Context,
+    SubscriberStore,
+    checked_name,
+    now,
+    parse_address,
+)
 
 CONFIRM_STREAM = "confirmations"
 
@@ -41,6 +47,12 @@ class ConsentService:
         record = self.store.get_by_id(parsed.subscriber_id)
         if record is None or record.erased_at is not None:
             return None
+        if (
+            purpose == Purpose.CONFIRM
+            and record.unsubscribed_at is not None
+            and parsed.issued_at < record.unsubscribed_at.replace(microsecond=0)
+        ):
+            return None  # a confirmation from before an unsubscribe cannot undo it
         return record
 
     def unsubscribe(self, token: str, context: Context) -> SubscriberRecord | None:
@@ -89,6 +101,7 @@ class ConsentService:
         Returns nothing on purpose: the page says the same thing whatever happened.
         """
         address = parse_address(email)
+        name = checked_name(name)
         record = self.store.find(address.email)
         if record is None:
             try:
@@ -116,7 +129,7 @@ class ConsentService:
         if record is None:
             return None
         if record.status == Status.PENDING:
-            return self.store.change_status(record.id, Status.ACTIVE, context)[0]
+            return self.store.change_status(record.id, Status.ACTIVE, context, unless=SUPPRESSED)[0]
         if record.status == Status.UNSUBSCRIBED:
             return self.store.resubscribe(
                 record.id, "confirmed a new subscription through the web form", context
@@ -144,7 +157,7 @@ class ConsentService:
             first_name=record.first_name,
             name=record.name,
             confirm_url=f"{self.identity.base_url}/confirm/{token}",
-            key=f"subscriber-{record.id}",
+            key=delivery_key(record.id),
             subscriber_id=record.id,
         )
         self.transport.send(rendering.rendered, [recipient], stream=CONFIRM_STREAM)

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus, backoff_delay
 from newsletter.domain.list_headers import ListIdentity, recipient_links
-from newsletter.domain.personalize import Recipient, RenderedIssue
+from newsletter.domain.personalize import Recipient, RenderedIssue, delivery_key
 from newsletter.domain.subscriber import first_name_of
 from newsletter.domain.tokens import Signer
 from newsletter.infra.transports.base import Outcome, Result, Transport, TransportFatal
@@ -47,7 +47,7 @@ def recipient_for(
         unsubscribe_url=links.unsubscribe_url,
         preferences_url=links.preferences_url,
         name=claim.name,
-        key=f"sub-{claim.subscriber_id}",
+        key=delivery_key(claim.subscriber_id),
         subscriber_id=claim.subscriber_id,
         headers=tuple(links.headers.items()),
     )

@@ -17,14 +17,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
 from newsletter.domain.subscriber import (
     SUPPRESSED,
     InvalidAddress,
     Source,
     Status,
+    clean_name,
+    clean_topics,
     erased_hash,
+    mask_email,
     normalize_address,
 )
 from newsletter.errors import InputError
@@ -34,6 +37,7 @@ from newsletter.infra.files import display_path, first_invalid_utf8
 from newsletter.services.subscribers import erasure_salt, now
 
 CHUNK = 2000
+IMPORT_LOCK = 720_514_002  # PostgreSQL advisory lock: imports run one at a time
 SUBSCRIBER_COLUMNS = (
     "email",
     "email_key",
@@ -58,7 +62,8 @@ ATTRIBUTES_COLUMN = "attributes"
 # Columns of our own export that describe the list, not the person.
 IGNORED_COLUMNS = {"id", "created_at", "confirmed_at", "unsubscribed_at", "paused_until"}
 TOPIC_SPLIT = re.compile(r"[;,|\s]+")
-TOPIC_OK = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+MAX_COLUMNS = 1000
+MAX_ATTRIBUTES_BYTES = 10_000
 
 
 class CsvFormatError(InputError):
@@ -90,9 +95,13 @@ class ImportReport:
         if len(self.problems) < limit:
             self.problems.append(problem)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, masked: bool = False) -> dict[str, Any]:
+        """`masked` for the copy kept in the database: an erased address must not linger."""
         data = asdict(self)
         data["skipped_reasons"] = dict(self.skipped_reasons)
+        if masked:
+            for problem in data["problems"]:
+                problem["email"] = mask_email(problem["email"]) if "@" in problem["email"] else ""
         return data
 
 
@@ -187,17 +196,19 @@ def import_csv(
     with raw, engine.connect() as connection:
         transaction = connection.begin()
         try:
+            if connection.dialect.name == "postgresql":  # one import at a time
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK})
             run_id = connection.execute(
                 insert(imports).values(file=shown, started_at=now()).returning(imports.c.id)
             ).scalar_one()
             salt = erasure_salt(connection)
-            text = io.TextIOWrapper(
+            stream = io.TextIOWrapper(
                 io.BufferedReader(_CountingReader(raw, progress), 1 << 16),
                 encoding="utf-8-sig",
                 newline="",
             )
             try:
-                for chunk in _chunks(_candidates(text, shown, status, report, problem_limit)):
+                for chunk in _chunks(_candidates(stream, shown, status, report, problem_limit)):
                     _apply(connection, chunk, run_id, salt, report, problem_limit, shown)
             except UnicodeDecodeError:
                 line, byte = first_invalid_utf8(path) or (None, 0)
@@ -207,7 +218,7 @@ def import_csv(
             connection.execute(
                 update(imports)
                 .where(imports.c.id == run_id)
-                .values(finished_at=now(), report=report.to_dict())
+                .values(finished_at=now(), report=report.to_dict(masked=True))
             )
         except BaseException:
             transaction.rollback()
@@ -239,6 +250,10 @@ def _candidates(
         header = next(reader, None)
         if header is None:
             raise CsvFormatError("the file is empty; expected a header row", shown, 1)
+        if len(header) > MAX_COLUMNS:
+            raise CsvFormatError(
+                f"the header has {len(header)} columns; at most {MAX_COLUMNS}", shown, 1
+            )
         columns = Columns.from_header(header, shown)
         row_number = 1
         line = reader.line_num + 1
@@ -248,6 +263,13 @@ def _candidates(
             if not any(f.strip() for f in fields):
                 continue
             report.rows += 1
+            if len(fields) > len(header) + 10:
+                report.invalid += 1
+                reason = f"{len(fields)} fields for {len(header)} columns"
+                report.note(
+                    Problem(row_number, start, _field(fields, columns.email), reason), limit
+                )
+                continue
             candidate = _candidate(fields, columns, row_number, start, status, report, limit)
             if candidate is not None:
                 yield candidate
@@ -275,14 +297,21 @@ def _candidate(
         report.invalid += 1
         report.note(Problem(row, line, raw, f"invalid address: {exc}"), limit)
         return None
-    name = _field(fields, columns.name) or " ".join(
-        part for part in (_field(fields, columns.first), _field(fields, columns.last)) if part
-    )
-    topics = sorted({t for t in TOPIC_SPLIT.split(_field(fields, columns.topics).lower()) if t})
-    bad_topic = next((t for t in topics if not TOPIC_OK.match(t)), None)
-    if bad_topic is not None:
+    if any("\x00" in f for f in fields):
         report.invalid += 1
-        report.note(Problem(row, line, raw, f"invalid topic {bad_topic!r}"), limit)
+        report.note(Problem(row, line, raw, "contains a NUL byte"), limit)
+        return None
+    try:
+        name = clean_name(
+            _field(fields, columns.name)
+            or " ".join(
+                p for p in (_field(fields, columns.first), _field(fields, columns.last)) if p
+            )
+        )
+        topics = clean_topics(TOPIC_SPLIT.split(_field(fields, columns.topics)))
+    except ValueError as exc:
+        report.invalid += 1
+        report.note(Problem(row, line, raw, str(exc)), limit)
         return None
     attributes: dict[str, Any] = {}
     blob = _field(fields, columns.attributes)
@@ -300,16 +329,22 @@ def _candidate(
         value = _field(fields, index)
         if value:
             attributes[label] = value
+    if attributes and len(json.dumps(attributes)) > MAX_ATTRIBUTES_BYTES:
+        report.invalid += 1
+        report.note(Problem(row, line, raw, f"attributes over {MAX_ATTRIBUTES_BYTES} bytes"), limit)
+        return None
     status = default_status
     row_status = _field(fields, columns.status).lower()
     if row_status in {str(s) for s in SUPPRESSED}:
         status = Status(row_status)  # an opt-out recorded elsewhere is honoured
+    elif row_status == Status.PENDING:
+        status = Status.PENDING  # never confirmed: an import must not confirm it for them
     return Candidate(
         row=row,
         line=line,
         email=address.email,
         key=address.key,
-        name=name[:200] or None,
+        name=name,
         topics=topics,
         attributes=attributes,
         status=status,
@@ -388,6 +423,7 @@ def _apply(
 
     changed: list[dict[str, Any]] = []
     touched: list[dict[str, Any]] = []
+    status_changes: list[tuple[int, Status, Status]] = []
     for key, row in existing.items():
         candidate = unique[key]
         if row.last_import_id == run_id:
@@ -414,6 +450,7 @@ def _apply(
         changed.append(
             {
                 "_id": row.id,
+                "_old": row.status,
                 "status": str(target),
                 "name": name,
                 "topics": topics,
@@ -426,14 +463,22 @@ def _apply(
             }
         )
         if target != current:
-            events.append(_event(row.id, current, target, at, source))
+            status_changes.append((row.id, current, target))
     if changed:
+        # Guarded by the status read above: an unsubscribe that lands meanwhile wins.
+        guarded = update(subscribers).where(
+            subscribers.c.id == bindparam("_id"), subscribers.c.status == bindparam("_old")
+        )
         connection.execute(
-            update(subscribers)
-            .where(subscribers.c.id == bindparam("_id"))
-            .values({k: bindparam(k) for k in changed[0] if k != "_id"}),
+            guarded.values({k: bindparam(k) for k in changed[0] if k not in ("_id", "_old")}),
             changed,
         )
+        for subscriber_id, old, new in status_changes:
+            still = connection.execute(
+                select(subscribers.c.status).where(subscribers.c.id == subscriber_id)
+            ).scalar()
+            if still == str(new):
+                events.append(_event(subscriber_id, old, new, at, source))
     if touched:
         connection.execute(
             update(subscribers)

@@ -7,6 +7,7 @@ PostgreSQL, BEGIN IMMEDIATE on SQLite): concurrent one-click POSTs record one ev
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from newsletter.domain.subscriber import (
     Source,
     Status,
     SubscriberRecord,
+    clean_name,
+    clean_topics,
     erased_hash,
     normalize_address,
 )
@@ -81,6 +84,20 @@ def follows_topic(topic: str) -> Any:
     return cast(subscribers.c.topics, String).like(f'%"{topic}"%')
 
 
+def checked_name(name: str | None) -> str | None:
+    try:
+        return clean_name(name)
+    except ValueError as exc:
+        raise InputError(f"name: {exc}") from None
+
+
+def checked_topics(topics: Sequence[str]) -> list[str]:
+    try:
+        return clean_topics(topics)
+    except ValueError as exc:
+        raise InputError(f"topic: {exc}") from None
+
+
 def parse_address(raw: str) -> Address:
     try:
         return normalize_address(raw)
@@ -89,11 +106,13 @@ def parse_address(raw: str) -> Address:
 
 
 def erasure_salt(connection: Connection) -> str:
-    """A random salt made once per database, kept in `meta`; not a secret from the env."""
+    """A random salt made once per database (by the first migration), kept in `meta`."""
     salt = connection.execute(select(meta.c.value).where(meta.c.key == SALT_KEY)).scalar()
-    if salt is None:
-        salt = secrets.token_hex(16)
-        connection.execute(insert(meta).values(key=SALT_KEY, value=salt))
+    if salt is None:  # a database from before the salt was made by the migration
+        with contextlib.suppress(IntegrityError), connection.begin_nested():
+            # Another process may make it first: then theirs is the one.
+            connection.execute(insert(meta).values(key=SALT_KEY, value=secrets.token_hex(16)))
+        salt = connection.execute(select(meta.c.value).where(meta.c.key == SALT_KEY)).scalar_one()
     return salt
 
 
@@ -247,6 +266,7 @@ class SubscriberStore:
         if status not in (Status.ACTIVE, Status.PENDING):
             raise InputError("a new subscriber starts as active or pending")
         address = parse_address(email)
+        name, topics = checked_name(name), checked_topics(topics)
         at = now()
         with self.engine.begin() as connection:
             if is_erased(connection, address):
@@ -257,7 +277,7 @@ class SubscriberStore:
                     .values(
                         email=address.email,
                         email_key=address.key,
-                        name=(name or "").strip() or None,
+                        name=name,
                         status=str(status),
                         topics=sorted(set(topics)),
                         attributes={},
@@ -272,9 +292,15 @@ class SubscriberStore:
         return self.get(address.email)
 
     def change_status(
-        self, subscriber_id: int, new: Status, context: Context
+        self,
+        subscriber_id: int,
+        new: Status,
+        context: Context,
+        *,
+        unless: frozenset[Status] = frozenset(),
     ) -> tuple[SubscriberRecord, bool]:
-        """Move a subscriber to `new`; returns (record, whether anything changed)."""
+        """Move a subscriber to `new` unless their status (read under the row lock) is in
+        `unless`; returns (record, whether anything changed)."""
         at = now()
         with self.engine.begin() as connection:
             row = connection.execute(
@@ -283,7 +309,7 @@ class SubscriberStore:
             if row is None:
                 raise NotFound(f"no subscriber #{subscriber_id}")
             old = Status(row.status)
-            if old == new or row.erased_at is not None:
+            if old == new or old in unless or row.erased_at is not None:
                 return to_record(row), False
             connection.execute(
                 update(subscribers)
@@ -297,12 +323,7 @@ class SubscriberStore:
 
     def unsubscribe(self, subscriber_id: int, context: Context) -> tuple[SubscriberRecord, bool]:
         """Idempotent; bounced and complained stay as they are (already suppressed)."""
-        record = self.get_by_id(subscriber_id)
-        if record is None:
-            raise NotFound(f"no subscriber #{subscriber_id}")
-        if record.status in SUPPRESSED:
-            return record, False
-        return self.change_status(subscriber_id, Status.UNSUBSCRIBED, context)
+        return self.change_status(subscriber_id, Status.UNSUBSCRIBED, context, unless=SUPPRESSED)
 
     def resubscribe(self, subscriber_id: int, reason: str, context: Context):  # type: ignore[no-untyped-def]
         """Back to active, only with a reason recorded in the consent log."""
@@ -326,7 +347,7 @@ class SubscriberStore:
     ) -> SubscriberRecord:
         values: dict[str, Any] = {}
         if topics is not None:
-            values["topics"] = sorted(set(topics))
+            values["topics"] = checked_topics(topics)
         if paused_until is not None or clear_pause:
             values["paused_until"] = paused_until
         if values:
@@ -356,9 +377,18 @@ class SubscriberStore:
     def claim_confirmation(
         self, subscriber_id: int, *, min_interval: timedelta, max_sends: int
     ) -> bool:
-        """Atomically take the right to send one more confirmation message (resend limits)."""
+        """Atomically take the right to send one more confirmation message (resend limits:
+        at most `max_sends` a day, none closer together than `min_interval`)."""
         at = now()
         with self.engine.begin() as connection:
+            connection.execute(  # a day after the last one, the count starts again
+                update(subscribers)
+                .where(
+                    subscribers.c.id == subscriber_id,
+                    subscribers.c.confirm_sent_at <= at - timedelta(days=1),
+                )
+                .values(confirm_sent_count=0)
+            )
             result = connection.execute(
                 update(subscribers)
                 .where(
@@ -400,10 +430,10 @@ class SubscriberStore:
                     unsubscribed_at=row.unsubscribed_at or at,
                 )
             )
-            connection.execute(
+            connection.execute(  # free text may hold personal data too
                 update(subscriber_events)
                 .where(subscriber_events.c.subscriber_id == row.id)
-                .values(ip=None, user_agent=None)
+                .values(ip=None, user_agent=None, detail=None)
             )
             record_event(connection, row.id, "erased", context, old, new, at)
         record = self.get_by_id(row.id)

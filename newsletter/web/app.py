@@ -8,6 +8,8 @@ changes anything, because link scanners fetch links.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -25,8 +28,10 @@ from newsletter.domain.subscriber import Source, Status, SubscriberRecord, mask_
 from newsletter.domain.tokens import Purpose
 from newsletter.errors import InputError
 from newsletter.services.consent import ConsentService
-from newsletter.services.subscribers import Context
-from newsletter.web.ratelimit import RateLimiter
+from newsletter.services.subscribers import Context, checked_name, parse_address
+from newsletter.web.ratelimit import RateLimiter, client_key
+
+log = logging.getLogger("newsletter.web")
 
 SECURITY_HEADERS = {
     # The token in the URL is the credential: never leak it through Referer.
@@ -111,7 +116,13 @@ def client_context(ctx: WebContext, request: Request, source: Source) -> Context
     ip = request.client.host if request.client else None
     forwarded = request.headers.get("x-forwarded-for")
     if ctx.trust_forwarded_for and forwarded:
-        ip = forwarded.split(",")[0].strip()
+        # Our proxy appends the address it saw: the last entry. Earlier ones are the
+        # client's own claims.
+        ip = forwarded.split(",")[-1].strip()
+    try:
+        ip = str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        ip = None
     return Context(source, None, ip, request.headers.get("user-agent"))
 
 
@@ -173,7 +184,9 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
     if request.method == "POST":
         form = await request.form()
         action = str(form.get("action") or "")
-        topics = [str(t) for t in form.getlist("topic") if str(t) in ctx.topics]
+        current = await run_in_threadpool(consent.subscriber_for, token, Purpose.PREFERENCES)
+        offered = set(ctx.topics) | set(current.topics if current else [])
+        topics = [str(t) for t in form.getlist("topic") if str(t) in offered]
         pause = str(form.get("pause_days") or "")
         try:
             record = await run_in_threadpool(
@@ -181,7 +194,7 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
                     token,
                     action,
                     topics=topics,
-                    pause_days=int(pause) if pause.isdigit() else None,
+                    pause_days=int(pause) if pause.isascii() and pause.isdecimal() else None,
                     context=client_context(ctx, request, Source.PREFERENCES),
                 )
             )
@@ -239,11 +252,12 @@ async def subscribe(ctx: WebContext, request: Request) -> Response:
     )
     if form.get("website"):
         return sent  # the honeypot: only robots fill the hidden field
-    if not ctx.subscribe_limit.allow(context.ip or "unknown"):
+    if not ctx.subscribe_limit.allow(client_key(context.ip)):
         return message(ctx, "Too many requests", "Please try again in an hour.", status=429)
     topics = [str(t) for t in form.getlist("topic") if str(t) in ctx.topics]
     try:
-        await run_in_threadpool(ctx.consent.subscribe, email, name, topics, context)
+        address = parse_address(email)
+        checked_name(name)
     except InputError:
         return page(
             ctx,
@@ -253,9 +267,21 @@ async def subscribe(ctx: WebContext, request: Request) -> Response:
             topics=ctx.topics,
             email=email,
             name=name or "",
-            error="Please enter a valid email address.",
+            error="Please enter a valid email address and a name without special characters.",
         )
+    # The rest happens after the answer: creating a subscriber and mailing them takes
+    # longer than finding a known one, and the timing must not tell the two apart.
+    sent.background = BackgroundTask(_subscribe_quietly, ctx, address.email, name, topics, context)
     return sent
+
+
+def _subscribe_quietly(
+    ctx: WebContext, email: str, name: str | None, topics: list[str], context: Context
+) -> None:
+    try:
+        ctx.consent.subscribe(email, name, topics, context)
+    except Exception:  # the answer is sent already; the log is where this can go
+        log.exception("subscribe request for a web visitor failed")
 
 
 async def confirm(ctx: WebContext, request: Request) -> Response:

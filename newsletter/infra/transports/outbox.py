@@ -45,3 +45,12 @@ class OutboxTransport:
 
     def close(self) -> None:
         pass
+
+
+def forget(folder: Path, key: str) -> int:
+    """GDPR erasure reaches the outbox too: remove every message written for this key."""
+    removed = 0
+    for path in folder.glob(f"*/{key}.eml"):
+        path.unlink()
+        removed += 1
+    return removed

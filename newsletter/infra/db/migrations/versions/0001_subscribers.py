@@ -7,6 +7,8 @@ Create Date: 2026-11-24
 
 from __future__ import annotations
 
+import secrets
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,6 +26,12 @@ def upgrade() -> None:
         "meta",
         sa.Column("key", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
+    )
+    # The salt that keeps erased addresses suppressed; made here so no two first requests race.
+    op.execute(
+        sa.table("meta", sa.column("key"), sa.column("value"))
+        .insert()
+        .values(key="erasure_salt", value=secrets.token_hex(16))
     )
     op.create_table(
         "subscribers",

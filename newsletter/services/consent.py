@@ -50,7 +50,7 @@ class ConsentService:
         if (
             purpose == Purpose.CONFIRM
             and record.unsubscribed_at is not None
-            and parsed.issued_at < record.unsubscribed_at.replace(microsecond=0)
+            and parsed.issued_at <= record.unsubscribed_at.replace(microsecond=0)
         ):
             return None  # a confirmation from before an unsubscribe cannot undo it
         return record

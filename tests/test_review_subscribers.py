@@ -1,0 +1,116 @@
+"""Subscriber-side inputs that once slipped through; each must now be handled."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from newsletter.domain.list_headers import ListIdentity, recipient_links
+from newsletter.domain.subscriber import Source, Status
+from newsletter.domain.tokens import Purpose, Signer
+from newsletter.errors import InputError
+from newsletter.infra.db.schema import imports, meta
+from newsletter.services.importer import import_csv
+from newsletter.services.subscribers import Context
+from newsletter.web.ratelimit import MAX_KEYS, RateLimiter, client_key
+
+CLI = Context(Source.CLI)
+
+
+def test_old_confirmation_cannot_undo_an_unsubscribe(web):
+    record = web.store.add("flip@example.org", status=Status.PENDING, context=CLI)
+    token = web.signer.sign(Purpose.CONFIRM, record.id)
+    assert httpx.get(f"{web.url}/confirm/{token}").status_code == 200
+    web.store.unsubscribe(record.id, Context(Source.ONE_CLICK))
+    assert httpx.get(f"{web.url}/confirm/{token}").status_code == 404
+    assert web.store.get("flip@example.org").status == Status.UNSUBSCRIBED
+
+
+def test_preferences_keep_topics_outside_the_library(web):
+    record = web.store.add("t@example.org", topics=["evidence", "vip"], context=CLI)
+    url = f"{web.url}/preferences/{web.signer.sign(Purpose.PREFERENCES, record.id)}"
+    httpx.post(url, data={"action": "topics", "topic": ["evidence", "vip"]})
+    assert web.store.get("t@example.org").topics == ["evidence", "vip"]
+    assert httpx.post(url, data={"action": "pause", "pause_days": "²"}).status_code == 400
+
+
+def test_control_characters_in_names_are_refused(web, engine, tmp_path):
+    with pytest.raises(InputError, match="control characters"):
+        web.store.add("nul@example.org", name="a\x00b", context=CLI)
+    with pytest.raises(InputError, match="longer than 200"):
+        web.store.add("long@example.org", name="x" * 300, context=CLI)
+    response = httpx.post(f"{web.url}/subscribe", data={"email": "n@example.org", "name": "a\x00b"})
+    assert response.status_code == 400
+
+
+def test_import_nul_bytes_wide_rows_and_pending(engine, store, tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(
+        b"email,name,status\n"
+        b"nul@example.com,Ze\x00d,\n"
+        b"wide@example.com" + b",x" * 50 + b"\n"
+        b"pend@example.com,P,pending\n"
+    )
+    report = import_csv(engine, path)
+    assert report.invalid == 2
+    assert [p.reason for p in report.problems] == ["contains a NUL byte", "51 fields for 3 columns"]
+    assert store.get("pend@example.com").status == Status.PENDING
+
+
+def test_stored_import_report_does_not_keep_addresses(engine, tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("email\nsecret.person@example.com\nSECRET.person@example.com\n")
+    import_csv(engine, path)
+    with engine.connect() as connection:
+        stored = connection.execute(select(imports.c.report)).scalar_one()
+    assert "secret.person" not in json.dumps(stored)
+
+
+def test_erasure_clears_event_details_and_outbox_files(sample, cli):
+    cli("subscribers", "add", "gone@example.com")
+    cli("subscribers", "unsubscribe", "gone@example.com")
+    cli("subscribers", "resubscribe", "gone@example.com", "--reason", "gone@example.com phoned")
+    assert cli("send", "2026-12-welcome", "--yes").code == 0
+    outbox = sample.root / ".state" / "outbox"
+    assert list(outbox.glob("*/sub-1.eml"))
+    result = cli("subscribers", "erase", "gone@example.com", "--yes")
+    assert "1 outbox message(s) deleted" in result.out
+    assert not list(outbox.glob("*/sub-1.eml"))
+
+
+def test_the_migration_makes_the_erasure_salt(engine):
+    with engine.connect() as connection:
+        assert connection.execute(select(meta.c.value).where(meta.c.key == "erasure_salt")).scalar()
+
+
+def test_rate_limiter_forgets_idle_keys_and_groups_ipv6():
+    limiter = RateLimiter(1, 60)
+    for i in range(MAX_KEYS + 50):
+        limiter.allow(f"k{i}", now=0)
+    assert len(limiter._hits) == MAX_KEYS
+    assert client_key("2001:db8::1") == client_key("2001:db8::ffff") == "2001:db8::/64"
+    assert limiter.allow("a", now=0) and not limiter.allow("a", now=1)
+    assert limiter.allow("a", now=61)
+
+
+def test_forwarded_for_takes_the_proxys_entry(web, monkeypatch):
+    from newsletter.web.app import WebContext, client_context
+
+    class Request:
+        client = type("C", (), {"host": "10.0.0.1"})()
+        headers = {"x-forwarded-for": "6.6.6.6, 203.0.113.5", "user-agent": "UA"}
+
+    ctx = WebContext(None, None, "N", [], RateLimiter(1, 1), True)  # type: ignore[arg-type]
+    assert client_context(ctx, Request(), Source.WEB_FORM).ip == "203.0.113.5"
+    Request.headers = {"x-forwarded-for": "x" * 80}
+    assert client_context(ctx, Request(), Source.WEB_FORM).ip is None
+
+
+def test_non_ascii_list_name_stays_a_valid_list_id():
+    identity = ListIdentity("Notes: Ärzte", "n.example.com", "https://e.example", None)
+    value = recipient_links(identity, Signer(["k" * 20]), 1).headers["List-Id"]
+    assert value.isascii() and value.endswith(" <n.example.com>")
+    assert value.startswith("=?utf-8?")

@@ -96,17 +96,21 @@ def test_rate_limiter_forgets_idle_keys_and_groups_ipv6():
     assert limiter.allow("a", now=61)
 
 
-def test_forwarded_for_takes_the_proxys_entry(web, monkeypatch):
+def test_forwarded_for_takes_the_proxys_entry():
+    from types import SimpleNamespace
+
     from newsletter.web.app import WebContext, client_context
 
-    class Request:
-        client = type("C", (), {"host": "10.0.0.1"})()
-        headers = {"x-forwarded-for": "6.6.6.6, 203.0.113.5", "user-agent": "UA"}
-
     ctx = WebContext(None, None, "N", [], RateLimiter(1, 1), True)  # type: ignore[arg-type]
-    assert client_context(ctx, Request(), Source.WEB_FORM).ip == "203.0.113.5"
-    Request.headers = {"x-forwarded-for": "x" * 80}
-    assert client_context(ctx, Request(), Source.WEB_FORM).ip is None
+
+    def request(forwarded: str) -> SimpleNamespace:
+        headers = {"x-forwarded-for": forwarded, "user-agent": "UA"}
+        return SimpleNamespace(client=SimpleNamespace(host="10.0.0.1"), headers=headers)
+
+    assert client_context(ctx, request("6.6.6.6, 203.0.113.5"), Source.WEB_FORM).ip == (
+        "203.0.113.5"
+    )
+    assert client_context(ctx, request("x" * 80), Source.WEB_FORM).ip is None
 
 
 def test_non_ascii_list_name_stays_a_valid_list_id():

@@ -60,6 +60,7 @@ class SmtpTransport:
             if s.username:
                 password = s.password.get_secret_value() if s.password else ""
                 connection.login(s.username, password)
+            connection.ehlo_or_helo_if_needed()  # MAIL is sent by hand below, not sendmail()
         except smtplib.SMTPAuthenticationError as exc:
             reply = _reply(exc.smtp_code, exc.smtp_error)
             raise TransportFatal(f"SMTP login refused: {reply}") from None

@@ -863,7 +863,10 @@ class SendGridStandIn:
         elif status >= 500:
             default_body = SERVER_ERROR
         else:
-            phrase = HTTPStatus(status).phrase.lower() if status in HTTPStatus else "error"
+            try:  # `status in HTTPStatus` raises TypeError on Python 3.11
+                phrase = HTTPStatus(status).phrase.lower()
+            except ValueError:
+                phrase = "error"
             default_body = {"errors": [{"field": None, "message": phrase}]}
         out_headers.update(headers or {})
         self._respond(handler, status, default_body if body is None else body, out_headers)

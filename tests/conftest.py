@@ -123,13 +123,9 @@ def _postgres_problem() -> str | None:
         return str(exc).strip().splitlines()[0]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: SQLite in a temporary folder, or a new PostgreSQL database
-    created for the test and dropped after it. In CI PostgreSQL must be there."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database for one test, dropped after it. In CI it must be there."""
     problem = _postgres_problem()
     if problem:
         message = f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {problem}"
@@ -145,6 +141,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite in a temporary folder, or PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

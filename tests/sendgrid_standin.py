@@ -108,11 +108,14 @@ Error = dict[str, Any]
 
 
 def spec_path() -> Path:
-    """Where the official schema lives: `shared/` beside the repository, or $SENDGRID_MAIL_SPEC."""
+    """The official schema: $SENDGRID_MAIL_SPEC, else `shared/` beside the repository, else
+    the copy kept in tests/sendgrid-oai/ (MIT, see its LICENSE) for machines without it."""
     override = os.environ.get("SENDGRID_MAIL_SPEC")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "sendgrid-oai" / "tsg_mail_v3.json"
+    here = Path(__file__).resolve().parent
+    shared = here.parents[1] / "shared" / "sendgrid-oai" / "tsg_mail_v3.json"
+    return shared if shared.is_file() else here / "sendgrid-oai" / "tsg_mail_v3.json"
 
 
 def _inline_refs(node: Any, root: Json, seen: tuple[str, ...] = ()) -> Any:

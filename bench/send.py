@@ -46,6 +46,7 @@ from newsletter.infra.transports.smtp import SmtpTransport  # noqa: E402
 from newsletter.infra.workspace import Workspace, open_workspace  # noqa: E402
 from newsletter.services.build import Builder  # noqa: E402
 from newsletter.services.dispatch import Dispatcher, SendOptions  # noqa: E402
+from newsletter.services.importer import SUBSCRIBER_COLUMNS  # noqa: E402
 from newsletter.services.ledger import Ledger  # noqa: E402
 from newsletter.services.links import list_identity  # noqa: E402
 
@@ -57,17 +58,7 @@ console = Console()
 def populate(url: str, count: int) -> None:
     """Active subscribers, inserted in bulk (the import path is benchmarked elsewhere)."""
     now = datetime.now(UTC)
-    columns = (
-        "email",
-        "email_key",
-        "name",
-        "status",
-        "topics",
-        "attributes",
-        "created_at",
-        "confirmed_at",
-        "confirm_sent_count",
-    )
+    columns = SUBSCRIBER_COLUMNS[:-1]  # the importer's, without last_import_id
     with connect(url) as engine, engine.begin() as connection:
         for start in range(0, count, 20_000):
             rows = [
@@ -80,6 +71,7 @@ def populate(url: str, count: int) -> None:
                     {},
                     now,
                     now,
+                    None,
                     0,
                 )
                 for i in range(start, min(count, start + 20_000))

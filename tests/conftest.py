@@ -230,6 +230,28 @@ class Sending:
     def outbox(self) -> Path:
         return self.workspace.state_dir / "outbox"
 
+    def run(self, transport: str, issue: str = "2026-12-welcome", **options: object):  # type: ignore[no-untyped-def]
+        """Start a send of `issue` to the whole list and run it in this process, with the
+        transport configured by the environment; returns (ledger, final record)."""
+        from newsletter.infra.transports.factory import make_transport
+        from newsletter.services.dispatch import Dispatcher, SendOptions
+        from newsletter.services.ledger import Ledger
+        from newsletter.services.links import list_identity
+        from newsletter.services.sending import create_send, prepare
+
+        workspace = open_workspace(self.sample.root)  # settings as the test has set them
+        ledger = Ledger(self.engine)
+        record = create_send(ledger, prepare(workspace, self.engine, issue, None), transport, None)
+        settings = {"backoff_base": 0.01, **options}
+        dispatcher = Dispatcher(
+            ledger,
+            make_transport(workspace, transport),
+            list_identity(workspace.settings),
+            Signer([SECRET]),
+            SendOptions(**settings),
+        )  # type: ignore[arg-type]
+        return ledger, dispatcher.run(record.id)
+
     def add(self, count: int, **kwargs: object) -> list[int]:
         from newsletter.domain.subscriber import Source
         from newsletter.services.subscribers import Context

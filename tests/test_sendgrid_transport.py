@@ -12,12 +12,6 @@ from sendgrid_standin import SendGridStandIn
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.personalize import Recipient, personalize
 from newsletter.domain.tokens import Purpose, Signer
-from newsletter.infra.transports.factory import make_transport
-from newsletter.infra.workspace import open_workspace
-from newsletter.services.dispatch import Dispatcher, SendOptions
-from newsletter.services.ledger import Ledger
-from newsletter.services.links import list_identity
-from newsletter.services.sending import create_send, prepare
 
 ISSUE = "2026-12-welcome"
 KEY = "SG.test-key"
@@ -32,19 +26,7 @@ def standin(sending, monkeypatch):
 
 
 def run(sending, **options):
-    workspace = open_workspace(sending.sample.root)
-    prepared = prepare(workspace, sending.engine, ISSUE, None)
-    ledger = Ledger(sending.engine)
-    record = create_send(ledger, prepared, "sendgrid", None)
-    settings = {"batch_size": 1000, "concurrency": 1, "backoff_base": 0.01, **options}
-    dispatcher = Dispatcher(
-        ledger,
-        make_transport(workspace, "sendgrid"),
-        list_identity(workspace.settings),
-        Signer([SECRET]),
-        SendOptions(**settings),
-    )
-    return ledger, dispatcher.run(record.id)
+    return sending.run("sendgrid", **{**dict(batch_size=1000, concurrency=1), **options})
 
 
 def test_personalizations_with_substitutions_headers_and_custom_args(sending, standin):

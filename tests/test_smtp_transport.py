@@ -6,18 +6,9 @@ import email
 import email.policy
 
 import pytest
-from conftest import SECRET
 from smtp_server import SmtpServer
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
-from newsletter.domain.tokens import Signer
-from newsletter.infra.transports.factory import sender_of
-from newsletter.infra.transports.smtp import SmtpTransport
-from newsletter.infra.workspace import open_workspace
-from newsletter.services.dispatch import Dispatcher, SendOptions
-from newsletter.services.ledger import Ledger
-from newsletter.services.links import list_identity
-from newsletter.services.sending import create_send, prepare
 
 ISSUE = "2026-12-welcome"
 
@@ -32,20 +23,7 @@ def smtp(sending, monkeypatch):
 
 
 def run(sending, **options):
-    workspace = open_workspace(sending.sample.root)
-    prepared = prepare(workspace, sending.engine, ISSUE, None)
-    ledger = Ledger(sending.engine)
-    record = create_send(ledger, prepared, "smtp", None)
-    settings = {"batch_size": 5, "concurrency": 2, "backoff_base": 0.01, **options}
-    dispatcher = Dispatcher(
-        ledger,
-        SmtpTransport(workspace.settings.smtp, sender_of(workspace)),
-        list_identity(workspace.settings),
-        Signer([SECRET]),
-        SendOptions(**settings),
-    )
-    final = dispatcher.run(record.id)
-    return ledger, final
+    return sending.run("smtp", **{**dict(batch_size=5, concurrency=2), **options})
 
 
 def test_each_subscriber_once_over_reused_connections(sending, smtp):

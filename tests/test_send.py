@@ -257,3 +257,14 @@ def test_real_sends_refuse_without_a_signing_key(sending, cli, monkeypatch, tran
     result = cli("send", ISSUE, "--yes", "--transport", transport)
     assert result.code == ExitStatus.INPUT_ERROR
     assert "NEWSLETTER_SECRET_KEY is not set" in result.err
+
+
+def test_claims_of_a_worker_that_left_without_a_trace_are_recovered(sending):
+    sending.add(6)
+    record = start(sending)
+    ledger = Ledger(sending.engine)
+    worker = ledger.register_worker(record.id)
+    ledger.claim(record.id, worker, 4)  # then the worker stops on an error and unregisters
+    ledger.unregister_worker(worker)
+    final = dispatcher(sending).run(record.id)
+    assert final.status == SendStatus.DONE and final.counts["sent"] == 6

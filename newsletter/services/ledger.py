@@ -282,21 +282,33 @@ class Ledger:
             connection.execute(delete(workers).where(workers.c.id == worker_id))
 
     def recover(self, send_id: int) -> tuple[int, int]:
-        """Release the claims of dead workers: never handed over -> queued again; handed
-        over with no outcome -> uncertain. Returns (requeued, uncertain)."""
+        """Release the claims of workers that are gone (dead, silent past the lease, or no
+        longer registered at all): never handed over -> queued again; handed over with no
+        outcome -> uncertain. Returns (requeued, uncertain)."""
         cutoff = now() - LEASE
-        requeued = uncertain = 0
         with self.engine.begin() as connection:
             rows = connection.execute(
                 select(workers).where(workers.c.send_id == send_id).with_for_update()
             ).all()
-            dead = [row.id for row in rows if _is_dead(row, cutoff)]
-            if not dead:
+            live = {row.id for row in rows if not _is_dead(row, cutoff)}
+            batches = connection.execute(
+                select(deliveries.c.claimed_by)
+                .where(
+                    deliveries.c.send_id == send_id,
+                    deliveries.c.status == str(DeliveryStatus.CLAIMED),
+                )
+                .distinct()
+            ).scalars()
+            orphaned = [b for b in batches if b and b.rsplit("/", 1)[0] not in live]
+            connection.execute(
+                delete(workers).where(workers.c.send_id == send_id, workers.c.id.not_in(live))
+            )
+            if not orphaned:
                 return 0, 0
             claimed = and_(
                 deliveries.c.send_id == send_id,
                 deliveries.c.status == str(DeliveryStatus.CLAIMED),
-                or_(*(deliveries.c.claimed_by.startswith(f"{w}/", autoescape=True) for w in dead)),
+                deliveries.c.claimed_by.in_(orphaned),
             )
             requeued = connection.execute(
                 update(deliveries)
@@ -312,7 +324,6 @@ class Ledger:
                     last_error="the sending worker stopped after handing it over",
                 )
             ).rowcount
-            connection.execute(delete(workers).where(workers.c.id.in_(dead)))
         return requeued, uncertain
 
     # -- the work --------------------------------------------------------------------------

@@ -268,3 +268,19 @@ def test_claims_of_a_worker_that_left_without_a_trace_are_recovered(sending):
     ledger.unregister_worker(worker)
     final = dispatcher(sending).run(record.id)
     assert final.status == SendStatus.DONE and final.counts["sent"] == 6
+
+
+def test_a_pause_that_starts_mid_send_is_honoured(sending):
+    from datetime import UTC, datetime, timedelta
+
+    ids = sending.add(6)
+    record = start(sending)
+    sending.store.update_preferences(
+        ids[-1],
+        paused_until=datetime.now(UTC) + timedelta(days=30),
+        context=Context(Source.PREFERENCES),
+    )
+    final = dispatcher(sending).run(record.id)
+    assert final.counts["sent"] == 5 and final.counts["skipped"] == 1
+    [(_, _, reason)] = Ledger(sending.engine).deliveries_in(record.id, DeliveryStatus.SKIPPED)
+    assert reason == "subscriber paused"

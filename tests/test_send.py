@@ -266,6 +266,14 @@ def test_claims_of_a_worker_that_left_without_a_trace_are_recovered(sending):
     worker = ledger.register_worker(record.id)
     ledger.claim(record.id, worker, 4)  # then the worker stops on an error and unregisters
     ledger.unregister_worker(worker)
+    from datetime import UTC, datetime, timedelta
+
+    from newsletter.infra.db.schema import deliveries as rows
+
+    with sending.engine.begin() as connection:  # ... longer ago than the lease
+        connection.execute(
+            rows.update().values(claimed_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
     final = dispatcher(sending).run(record.id)
     assert final.status == SendStatus.DONE and final.counts["sent"] == 6
 
@@ -284,3 +292,63 @@ def test_a_pause_that_starts_mid_send_is_honoured(sending):
     assert final.counts["sent"] == 5 and final.counts["skipped"] == 1
     [(_, _, reason)] = Ledger(sending.engine).deliveries_in(record.id, DeliveryStatus.SKIPPED)
     assert reason == "subscriber paused"
+
+
+def test_resend_uncertain_reopens_a_finished_send(sending, cli):
+    sending.add(4)
+    record = start(sending)
+    ledger = Ledger(sending.engine)
+    worker = ledger.register_worker(record.id)
+    ledger.mark_handed(ledger.claim(record.id, worker, 2))  # handed over, then "crash"
+    from newsletter.infra.db.schema import workers
+
+    with sending.engine.begin() as connection:
+        connection.execute(workers.update().values(pid=2**22 + 7))
+    assert dispatcher(sending).run(record.id).counts["uncertain"] == 2
+    result = cli("send", "--resume", str(record.id), "--resend-uncertain", "--json")
+    assert result.code == 0, result.err
+    final = json.loads(result.out)
+    assert final["status"] == "done" and final["counts"]["sent"] == 4
+    assert final["counts"]["uncertain"] == 0
+
+
+def test_resume_refuses_options_that_start_a_new_send(sending, cli):
+    sending.add(1)
+    record = start(sending)
+    for extra in (["--dry-run"], ["--to", "a@example.com"], ["--topic", "x"]):
+        result = cli("send", "--resume", str(record.id), *extra)
+        assert result.code == ExitStatus.INPUT_ERROR
+    assert cli("send", "--resume", str(record.id), "--transport", "smtp").code == 2
+    assert not sending.outbox.exists()
+
+
+def test_a_batch_taken_over_is_not_sent(sending):
+    sending.add(3)
+    record = start(sending)
+    ledger = Ledger(sending.engine)
+    worker = ledger.register_worker(record.id)
+    batch = ledger.claim(record.id, worker, 3)
+    with sending.engine.begin() as connection:  # recovery gave one row to someone else
+        connection.execute(
+            deliveries.update()
+            .where(deliveries.c.id == batch.claims[0].delivery_id)
+            .values(claimed_by="someone-else/1")
+        )
+    assert ledger.mark_handed(batch) is False
+
+
+def test_retries_of_a_cancelled_send_end_skipped(sending):
+    sending.add(2)
+    record = start(sending)
+    ledger = Ledger(sending.engine)
+    worker = ledger.register_worker(record.id)
+    batch = ledger.claim(record.id, worker, 2)
+    ledger.mark_handed(batch)
+    ledger.cancel(record.id)
+    from newsletter.services.ledger import Verdict
+
+    ledger.record(
+        batch, [Verdict(c.delivery_id, DeliveryStatus.QUEUED, 1, error="451") for c in batch.claims]
+    )
+    final = ledger.get(record.id)
+    assert final.counts["skipped"] == 2 and final.counts["queued"] == 0

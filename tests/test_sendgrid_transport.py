@@ -95,8 +95,9 @@ def test_rate_limit_and_server_errors_are_retried(sending, standin):
 
 def test_bad_request_fails_the_batch_with_sendgrids_reason(sending, standin):
     sending.add(2)
+    # The whole request fails, then each half: every recipient ends failed, with the reason.
     standin.fail_next(
-        400, body={"errors": [{"message": "bad thing", "field": "from", "help": None}]}
+        400, count=3, body={"errors": [{"message": "bad thing", "field": "from", "help": None}]}
     )
     ledger, final = run(sending)
     assert final.counts["failed"] == 2
@@ -141,3 +142,11 @@ def test_sandbox_and_asm_group_settings(sending, standin, monkeypatch):
     body = standin.sandboxed[0]
     assert body["mail_settings"]["sandbox_mode"]["enable"] is True
     assert body["asm"] == {"group_id": 42}
+
+
+def test_one_bad_personalization_fails_alone(sending, standin):
+    sending.add(4)
+    standin.fail_next(400, count=2, body={"errors": [{"message": "bad", "field": "x"}]})
+    # 4 -> 400; halves [0, 1] -> 400, [2, 3] -> 202; then [0] and [1] -> 202.
+    _, final = run(sending)
+    assert final.counts["sent"] == 4

@@ -101,11 +101,15 @@ def send(
         raise InputError("give an ISSUE to send, or --resume SEND_ID (not both)")
     if resend_uncertain and resume is None:
         raise InputError("--resend-uncertain goes with --resume SEND_ID")
+    if resume is not None and (to or dry or topic):
+        raise InputError("--to, --dry-run and --topic start a new send; not with --resume")
     with connect(workspace.database_url) as engine:
         ledger = Ledger(engine)
         if resume is not None:
             record = ledger.get(resume)
-            name = transport or record.transport
+            if transport and transport != record.transport:
+                raise InputError(f"send #{resume} goes through {record.transport}, not {transport}")
+            name = record.transport
             if resend_uncertain:
                 count = ledger.resend_uncertain(resume)
                 err.print(f"send #{resume}: {count} uncertain recipient(s) queued again")
@@ -115,7 +119,11 @@ def send(
         name = transport or workspace.settings.transport
         if to:
             build = build_for_sending(workspace, issue)
-            outcomes = test_send(workspace, build, make_transport(workspace, name), to)
+            sender = make_transport(workspace, name)
+            try:
+                outcomes = test_send(workspace, build, sender, to)
+            finally:
+                sender.close()
             _report_test(outcomes, as_json)
             return
         keys = signer(workspace, allow_generated=name == "outbox")

@@ -66,6 +66,7 @@ def message_id(stream: str, key: str, domain: str) -> str:
 
 def _qp(text: str) -> bytes:
     """Quoted-printable with CRLF line ends (binascii's encoder is C, and fast)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", CRLF)
 
 

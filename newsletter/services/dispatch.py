@@ -9,6 +9,7 @@ uncertain, listed by `sends show` and resent only on request).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from newsletter.services.subscribers import now
 from newsletter.services.throttle import TokenBucket
 
 HEARTBEAT_SECONDS = 10.0
+log = logging.getLogger("newsletter.dispatch")
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,11 @@ class SendOptions:
     batch_size: int = 100
     concurrency: int = 1
     rate: float | None = None  # messages per second over all threads
-    max_attempts: int = 5
+    # With the base doubling up to a 10-minute cap, 8 attempts span about 35 minutes:
+    # long enough for greylisting and short provider outages.
+    max_attempts: int = 8
     max_consecutive_failures: int = 50
-    backoff_base: float = 2.0
+    backoff_base: float = 30.0
 
 
 def recipient_for(
@@ -117,13 +121,19 @@ class Dispatcher:
 
     def _heartbeat(self, worker: str, shared: _Shared) -> None:
         while not shared.stop.wait(HEARTBEAT_SECONDS):
-            self.ledger.heartbeat(worker)
+            try:
+                self.ledger.heartbeat(worker)
+            except Exception:  # a missed beat is retried; a silent worker loses its claims
+                log.warning("heartbeat of worker %s failed", worker, exc_info=True)
 
     def _work(self, send_id: int, worker: str, rendered: RenderedIssue, shared: _Shared) -> None:
         try:
             while not shared.stop.is_set():
                 if self.ledger.status(send_id) != SendStatus.SENDING:
                     return  # paused or cancelled from elsewhere
+                # Wait for the rate limit before claiming, so the claim-time status check
+                # is never older than one batch's transport call.
+                self.bucket.take(self.options.batch_size)
                 batch = self.ledger.claim(send_id, worker, self.options.batch_size)
                 if not batch:
                     if self._idle(send_id, shared):
@@ -153,13 +163,19 @@ class Dispatcher:
         send_id, claimed = batch.send_id, batch.claims
         recipients = [recipient_for(c, self.identity, self.signer, send_id) for c in claimed]
         by_key = {r.key: c for r, c in zip(recipients, claimed, strict=True)}
-        self.bucket.take(len(recipients))
-        self.ledger.mark_handed(batch)
+        if not self.ledger.mark_handed(batch):
+            self.ledger.release(batch)  # some rows were taken over: send none of them
+            return
         try:
             outcomes = self.transport.send(rendered, recipients, stream=stream_of(send_id))
         except TransportFatal as exc:
             self.ledger.release(batch)  # the transport guarantees none of them went out
-            self.ledger.set_status(send_id, SendStatus.PAUSED, f"transport refused: {exc}")
+            self.ledger.set_status(
+                send_id,
+                SendStatus.PAUSED,
+                f"transport refused: {exc}",
+                only_from=(SendStatus.SENDING,),
+            )
             shared.stop.set()
             return
         except Exception as exc:
@@ -176,7 +192,12 @@ class Dispatcher:
                     for c in claimed
                 ],
             )
-            self.ledger.set_status(send_id, SendStatus.PAUSED, f"transport error: {exc}")
+            self.ledger.set_status(
+                send_id,
+                SendStatus.PAUSED,
+                f"transport error: {exc}",
+                only_from=(SendStatus.SENDING,),
+            )
             shared.stop.set()
             return
         verdicts = [self._verdict(by_key[o.key], o) for o in outcomes if o.key in by_key]
@@ -193,9 +214,13 @@ class Dispatcher:
         ]
         self.ledger.record(batch, verdicts)
         self._watch_failures(send_id, outcomes, shared)
-        self.on_batch(len(claimed))
+        self.on_batch(sum(1 for v in verdicts if v.status != DeliveryStatus.QUEUED))
 
     def _verdict(self, claim: Claimed, outcome: Outcome) -> Verdict:
+        if not outcome.attempted:  # never tried (the connection broke before): costs nothing
+            return Verdict(
+                claim.delivery_id, DeliveryStatus.QUEUED, claim.attempts, error=outcome.error
+            )
         attempts = claim.attempts + 1
         if outcome.result == Result.SENT:
             return Verdict(claim.delivery_id, DeliveryStatus.SENT, attempts, outcome.provider_id)
@@ -227,7 +252,7 @@ class Dispatcher:
             for outcome in outcomes:
                 if outcome.result == Result.SENT:
                     shared.consecutive_failures = 0
-                elif outcome.result in (Result.FAILED, Result.RETRY):
+                elif outcome.attempted and outcome.result in (Result.FAILED, Result.RETRY):
                     shared.consecutive_failures += 1
                     shared.last_error = outcome.error
             tripped = shared.consecutive_failures >= self.options.max_consecutive_failures
@@ -236,5 +261,6 @@ class Dispatcher:
                 send_id,
                 SendStatus.PAUSED,
                 f"{shared.consecutive_failures} failures in a row; last: {shared.last_error}",
+                only_from=(SendStatus.SENDING,),
             )
             shared.stop.set()

@@ -226,8 +226,16 @@ class Ledger:
             ).rowcount
 
     def resend_uncertain(self, send_id: int) -> int:
+        """Queue the uncertain deliveries again and reopen the send if it was done."""
         with self.engine.begin() as connection:
-            return connection.execute(
+            status = connection.execute(
+                select(sends.c.status).where(sends.c.id == send_id).with_for_update()
+            ).scalar()
+            if status is None:
+                raise InputError(f"no send #{send_id}")
+            if status == SendStatus.CANCELLED:
+                raise InputError(f"send #{send_id} was cancelled; nothing is resent")
+            count = connection.execute(
                 update(deliveries)
                 .where(
                     deliveries.c.send_id == send_id,
@@ -241,6 +249,13 @@ class Ledger:
                     last_error="resent on request after uncertainty",
                 )
             ).rowcount
+            if count and status == SendStatus.DONE:
+                connection.execute(
+                    update(sends)
+                    .where(sends.c.id == send_id)
+                    .values(status=str(SendStatus.QUEUED), finished_at=None)
+                )
+            return count
 
     def deliveries_in(self, send_id: int, status: DeliveryStatus) -> list[tuple[int, str, str]]:
         """(subscriber id, email, last error) of the deliveries in a state."""
@@ -256,7 +271,7 @@ class Ledger:
     # -- workers ---------------------------------------------------------------------------
 
     def register_worker(self, send_id: int) -> str:
-        worker_id = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        worker_id = uuid.uuid4().hex[:16]  # host and pid have their own columns
         at = now()
         with self.engine.begin() as connection:
             connection.execute(
@@ -290,19 +305,28 @@ class Ledger:
             rows = connection.execute(
                 select(workers).where(workers.c.send_id == send_id).with_for_update()
             ).all()
-            live = {row.id for row in rows if not _is_dead(row, cutoff)}
+            dead = {row.id for row in rows if _is_dead(row, cutoff)}
+            live = {row.id for row in rows} - dead
             batches = connection.execute(
-                select(deliveries.c.claimed_by)
+                select(deliveries.c.claimed_by, func.max(deliveries.c.claimed_at))
                 .where(
                     deliveries.c.send_id == send_id,
                     deliveries.c.status == str(DeliveryStatus.CLAIMED),
                 )
-                .distinct()
-            ).scalars()
-            orphaned = [b for b in batches if b and b.rsplit("/", 1)[0] not in live]
-            connection.execute(
-                delete(workers).where(workers.c.send_id == send_id, workers.c.id.not_in(live))
-            )
+                .group_by(deliveries.c.claimed_by)
+            ).all()
+            # A batch whose worker is not registered at all (it stopped on an error) is
+            # taken over only once it is older than the lease: a worker registering right
+            # now may not be in our snapshot yet.
+            orphaned = [
+                batch
+                for batch, claimed_at in batches
+                if batch
+                and batch.rsplit("/", 1)[0] not in live
+                and (batch.rsplit("/", 1)[0] in dead or (utc(claimed_at) or cutoff) < cutoff)
+            ]
+            if dead:
+                connection.execute(delete(workers).where(workers.c.id.in_(dead)))
             if not orphaned:
                 return 0, 0
             claimed = and_(
@@ -310,10 +334,22 @@ class Ledger:
                 deliveries.c.status == str(DeliveryStatus.CLAIMED),
                 deliveries.c.claimed_by.in_(orphaned),
             )
+            cancelled = connection.execute(
+                select(sends.c.status).where(sends.c.id == send_id)
+            ).scalar() == str(SendStatus.CANCELLED)
+            back = (
+                {
+                    "status": str(DeliveryStatus.SKIPPED),
+                    "last_error": "send cancelled",
+                    "finished_at": now(),
+                }
+                if cancelled
+                else {"status": str(DeliveryStatus.QUEUED)}
+            )
             requeued = connection.execute(
                 update(deliveries)
                 .where(claimed, deliveries.c.handed_at.is_(None))
-                .values(status=str(DeliveryStatus.QUEUED), claimed_by=None, claimed_at=None)
+                .values(claimed_by=None, claimed_at=None, **back)
             ).rowcount
             uncertain = connection.execute(
                 update(deliveries)
@@ -401,14 +437,15 @@ class Ledger:
                 )
         return Batch(batch_id, send_id, claimed)
 
-    def mark_handed(self, batch: Batch) -> None:
-        """Committed before the transport call: from here on a crash means "uncertain"."""
+    def mark_handed(self, batch: Batch) -> bool:
+        """Committed before the transport call: from here on a crash means "uncertain".
+        False if some rows are no longer this batch's (taken over): then send nothing."""
         with self.engine.begin() as connection:
-            connection.execute(
+            return connection.execute(
                 update(deliveries)
                 .where(*_in_batch(batch.send_id, batch.id))
                 .values(handed_at=now())
-            )
+            ).rowcount == len(batch.claims)
 
     def release(self, batch: Batch) -> None:
         """Give a batch back untouched (the transport refused it all, unsent)."""
@@ -432,7 +469,13 @@ class Ledger:
         ordered = sorted(groups.items(), key=lambda item: len(item[1]))
         covered = sum(len(ids) for ids in groups.values()) == len(batch.claims)
         with self.engine.begin() as connection:
+            cancelled = connection.execute(
+                select(sends.c.status).where(sends.c.id == batch.send_id)
+            ).scalar() == str(SendStatus.CANCELLED)
             for number, ((status, attempts, provider, error, retry_at), ids) in enumerate(ordered):
+                if cancelled and status == DeliveryStatus.QUEUED:
+                    # A retry is no longer wanted: the send was cancelled meanwhile.
+                    status, error, retry_at = DeliveryStatus.SKIPPED, "send cancelled", None
                 values = {
                     "status": str(status),
                     "attempts": attempts,
@@ -444,11 +487,10 @@ class Ledger:
                     "handed_at": None,
                 }
                 last = number == len(ordered) - 1
-                where = (
-                    _in_batch(batch.send_id, batch.id)
-                    if last and covered
-                    else [deliveries.c.id.in_(ids)]
-                )
+                # Only rows still claimed by this batch: never overwrite a takeover.
+                where = _in_batch(batch.send_id, batch.id)
+                if not (last and covered):
+                    where = [*where, deliveries.c.id.in_(ids)]
                 connection.execute(update(deliveries).where(*where).values(**values))
 
     def pending(self, send_id: int) -> tuple[int, int, datetime | None]:

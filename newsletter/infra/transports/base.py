@@ -28,6 +28,7 @@ class Outcome:
     provider_id: str | None = None
     error: str | None = None
     retry_after: float | None = None  # seconds the server asked us to wait
+    attempted: bool = True  # False: never tried (e.g. the connection broke before its turn)
 
 
 class TransportFatal(Exception):

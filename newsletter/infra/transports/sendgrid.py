@@ -1,13 +1,15 @@
 """SendGrid v3 Mail Send: up to 1,000 recipients per request as personalizations, each with
 its own substitutions, headers and custom_args (so provider events map back to a delivery).
 
-413 splits the batch; 429 and 5xx retry (honouring Retry-After / X-RateLimit-Reset); 400
-fails the batch with SendGrid's reason; 401/403 pause the send. A read timeout after the
-request went out is uncertain: SendGrid may have accepted it.
+413 and 400 split the batch (so one bad personalization fails alone, with SendGrid's reason);
+408, 429 and 5xx retry (honouring Retry-After / X-RateLimit-Reset); 401/403 pause the send.
+A failure while connecting or sending is retried; one while waiting for the answer is
+uncertain, since SendGrid may have accepted the request.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -100,23 +102,19 @@ class SendgridTransport:
             response = self.api.client.mail.send.post(request_body=body)
         except http_errors.HTTPError as exc:
             return self._refused(exc, rendered, form, chunk, stream, subject_prefix)
-        except TimeoutError as exc:
-            return [
-                Outcome(r.key, Result.UNCERTAIN, error=f"no answer in time: {exc}") for r in chunk
-            ]
         except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                return [
-                    Outcome(r.key, Result.UNCERTAIN, error=f"no answer in time: {exc}")
-                    for r in chunk
-                ]
+            # urllib wraps what fails while connecting and sending: the request never
+            # arrived whole, so nothing can have been accepted.
             return [
                 Outcome(r.key, Result.RETRY, error=f"cannot reach SendGrid: {exc.reason}")
                 for r in chunk
             ]
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            # Raised while waiting for the answer (timeouts, a dropped connection): the
+            # request went out whole, and SendGrid may have accepted it.
             return [
-                Outcome(r.key, Result.RETRY, error=f"cannot reach SendGrid: {exc}") for r in chunk
+                Outcome(r.key, Result.UNCERTAIN, error=f"no answer from SendGrid: {exc!r}")
+                for r in chunk
             ]
         provider = response.headers.get("X-Message-Id") if response.headers else None
         return [Outcome(r.key, Result.SENT, provider_id=provider) for r in chunk]
@@ -134,12 +132,13 @@ class SendgridTransport:
         reason = f"SendGrid {status}: {_errors(exc.body)}"
         if status in (401, 403):
             raise TransportFatal(reason)
-        if status == 413 and len(chunk) > 1:
+        if status in (400, 413) and len(chunk) > 1:
+            # Too large, or one bad personalization: halve until the culprit stands alone.
             half = len(chunk) // 2
             return self._post(rendered, form, chunk[:half], stream, subject_prefix) + self._post(
                 rendered, form, chunk[half:], stream, subject_prefix
             )
-        if status == 429 or status >= 500:
+        if status in (408, 429) or status >= 500:
             wait = _retry_after(exc.headers)
             return [Outcome(r.key, Result.RETRY, error=reason, retry_after=wait) for r in chunk]
         return [Outcome(r.key, Result.FAILED, error=reason) for r in chunk]

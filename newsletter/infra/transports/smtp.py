@@ -18,6 +18,8 @@ from newsletter.domain.personalize import Recipient, RenderedIssue
 from newsletter.infra.settings import SmtpSettings
 from newsletter.infra.transports.base import Outcome, Result, TransportFatal
 
+MAX_RECONNECTS = 3  # within one batch
+
 
 class _Unreachable(Exception):
     pass
@@ -129,22 +131,38 @@ class SmtpTransport:
         template = MessageTemplate(
             rendered, self.sender, date=datetime.now(UTC), subject_prefix=subject_prefix
         )
-        for index, recipient in enumerate(recipients):
+        index, retried, reconnects = 0, False, 0
+        while index < len(recipients):
+            recipient = recipients[index]
             msgid = message_id(stream, recipient.key, self.sender.domain)
             try:
                 data = template.render(recipient, msgid, stuffed=True)
                 outcome = self._exchange(connection, recipient, data, msgid)
             except _Broken as broken:
+                # A server may close a connection at any time (a per-connection message
+                # limit, a restart): reconnect and go on with the batch.
                 self._discard(connection)
-                outcomes.append(Outcome(recipient.key, broken.result, error=broken.reason))
-                outcomes += [
-                    Outcome(r.key, Result.RETRY, error=f"not tried: {broken.reason}")
-                    for r in recipients[index + 1 :]
-                ]
-                return outcomes
+                if broken.result == Result.UNCERTAIN or retried:
+                    outcomes.append(Outcome(recipient.key, broken.result, error=broken.reason))
+                    index, retried = index + 1, False
+                else:
+                    retried = True  # certainly not delivered: try it once more, reconnected
+                try:
+                    if reconnects >= MAX_RECONNECTS:
+                        raise _Unreachable(f"gave up reconnecting: {broken.reason}")
+                    connection = self._connect()
+                    reconnects += 1
+                except (_Unreachable, TransportFatal) as exc:
+                    outcomes += [
+                        Outcome(r.key, Result.RETRY, error=f"not tried: {exc}", attempted=False)
+                        for r in recipients[index:]
+                    ]
+                    return outcomes
+                continue
             outcomes.append(
                 Outcome(recipient.key, outcome.result, outcome.provider_id, outcome.error)
             )
+            index, retried = index + 1, False
         self._checkin(connection)
         return outcomes
 
@@ -162,23 +180,20 @@ class SmtpTransport:
             options = ["SMTPUTF8", "BODY=8BITMIME"]
         try:
             code, text = connection.mail(self.sender.address, options)
-            if code != 250:
+            if code // 100 != 2:
                 connection.rset()
                 return _verdict(code, text)
             code, text = connection.rcpt(recipient.email)
-            if code not in (250, 251):
+            if code // 100 != 2:
                 connection.rset()
+                return _verdict(code, text)
+            connection.putcmd("data")
+            code, text = connection.getreply()
+            if code != 354:
+                connection.rset()  # a 421 here closes the connection: caught just below
                 return _verdict(code, text)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise _Broken(Result.RETRY, f"connection lost before DATA: {exc}") from None
-        try:
-            connection.putcmd("data")
-            code, text = connection.getreply()
-        except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            raise _Broken(Result.RETRY, f"connection lost before DATA: {exc}") from None
-        if code != 354:
-            connection.rset()
-            return _verdict(code, text)
         try:
             # The message comes dot-stuffed from its template: no per-message regex here
             # (smtplib's data() would scan all 40 KB of it twice for every recipient).
@@ -186,7 +201,7 @@ class SmtpTransport:
             code, text = connection.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise _Broken(Result.UNCERTAIN, f"connection lost during DATA: {exc}") from None
-        if code != 250:
+        if code // 100 != 2:
             return _verdict(code, text)
         return Outcome("", Result.SENT, provider_id=msgid)
 

@@ -457,8 +457,9 @@ class Ledger:
             )
 
     def record(self, batch: Batch, verdicts: Sequence[Verdict]) -> None:
-        """Write each delivery's outcome. Verdicts that are alike (a provider that accepted
-        the whole request) are written with one statement; the largest group by batch."""
+        """Write each delivery's outcome, only where the row is still this batch's (never
+        over a takeover). When most verdicts are alike (a provider accepted the request)
+        they are written with one statement over the batch; the rest row by row."""
         if not verdicts:
             return
         at = now()
@@ -466,32 +467,31 @@ class Ledger:
         for v in verdicts:
             key = (v.status, v.attempts, v.provider_message_id, v.error, v.next_attempt_at)
             groups.setdefault(key, []).append(v.delivery_id)
-        ordered = sorted(groups.items(), key=lambda item: len(item[1]))
-        covered = sum(len(ids) for ids in groups.values()) == len(batch.claims)
+        largest = max(groups, key=lambda key: len(groups[key]))
+        whole = len(groups[largest]) > 1 and len(verdicts) == len(batch.claims)
         with self.engine.begin() as connection:
             cancelled = connection.execute(
                 select(sends.c.status).where(sends.c.id == batch.send_id)
             ).scalar() == str(SendStatus.CANCELLED)
-            for number, ((status, attempts, provider, error, retry_at), ids) in enumerate(ordered):
-                if cancelled and status == DeliveryStatus.QUEUED:
-                    # A retry is no longer wanted: the send was cancelled meanwhile.
-                    status, error, retry_at = DeliveryStatus.SKIPPED, "send cancelled", None
-                values = {
-                    "status": str(status),
-                    "attempts": attempts,
-                    "provider_message_id": provider,
-                    "last_error": error,
-                    "next_attempt_at": retry_at,
-                    "finished_at": None if status == DeliveryStatus.QUEUED else at,
-                    "claimed_by": None,
-                    "handed_at": None,
-                }
-                last = number == len(ordered) - 1
-                # Only rows still claimed by this batch: never overwrite a takeover.
-                where = _in_batch(batch.send_id, batch.id)
-                if not (last and covered):
-                    where = [*where, deliveries.c.id.in_(ids)]
-                connection.execute(update(deliveries).where(*where).values(**values))
+            rows = [
+                {"_id": delivery_id, **_outcome_values(key, at, cancelled)}
+                for key, ids in groups.items()
+                if not (whole and key == largest)
+                for delivery_id in ids
+            ]
+            if rows:
+                connection.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("_id"), *_in_batch(batch.send_id, batch.id))
+                    .values({name: bindparam(name) for name in rows[0] if name != "_id"}),
+                    rows,
+                )
+            if whole:  # after the others: what is still claimed by the batch is this group
+                connection.execute(
+                    update(deliveries)
+                    .where(*_in_batch(batch.send_id, batch.id))
+                    .values(**_outcome_values(largest, at, cancelled))
+                )
 
     def pending(self, send_id: int) -> tuple[int, int, datetime | None]:
         """(queued, claimed, the soonest next attempt of queued rows)."""
@@ -519,6 +519,23 @@ class Ledger:
             counts.get(str(DeliveryStatus.CLAIMED), 0),
             utc(soonest),
         )
+
+
+def _outcome_values(key: tuple[Any, ...], at: datetime, cancelled: bool) -> dict[str, Any]:
+    status, attempts, provider, error, retry_at = key
+    if cancelled and status == DeliveryStatus.QUEUED:
+        # A retry is no longer wanted: the send was cancelled meanwhile.
+        status, error, retry_at = DeliveryStatus.SKIPPED, "send cancelled", None
+    return {
+        "status": str(status),
+        "attempts": attempts,
+        "provider_message_id": provider,
+        "last_error": error,
+        "next_attempt_at": retry_at,
+        "finished_at": None if status == DeliveryStatus.QUEUED else at,
+        "claimed_by": None,
+        "handed_at": None,
+    }
 
 
 def _in_batch(send_id: int, batch_id: str) -> list[Any]:

@@ -1,8 +1,10 @@
 """CSV import: streamed in chunks, one transaction, never reactivating a suppressed address.
 
-Memory stays constant whatever the file size: rows are read, validated and written a chunk
-at a time, and duplicates across chunks are recognised by `last_import_id` (the import run
-that last touched a row) instead of a set of every address seen.
+Memory stays constant whatever the file size: rows are read and validated a chunk at a time
+and staged in a temporary file (pickled chunks of our own `Candidate`s), then written a
+chunk at a time in one transaction, so the database is locked only for the writing.
+Duplicates across chunks are recognised by `last_import_id` (the import run that last
+touched a row) instead of a set of every address seen.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
@@ -143,8 +147,9 @@ class Columns:
         )
 
 
-@dataclass
-class Candidate:
+class Candidate(NamedTuple):
+    """A checked row. A named tuple: a million of them are pickled to the staging file."""
+
     row: int
     line: int
     email: str
@@ -193,7 +198,40 @@ def import_csv(
         raw = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror}", shown) from None
-    with raw, engine.connect() as connection:
+    with raw, tempfile.TemporaryFile() as staged:
+        # First read and check the whole file, staging the good rows on disk: the
+        # database is locked (on SQLite, for every writer) only while they are written.
+        stream = io.TextIOWrapper(
+            io.BufferedReader(_CountingReader(raw, progress), 1 << 16),
+            encoding="utf-8-sig",
+            newline="",
+        )
+        chunks = 0
+        try:
+            for chunk in _chunks(_candidates(stream, shown, status, report, problem_limit)):
+                pickle.dump(chunk, staged, protocol=pickle.HIGHEST_PROTOCOL)
+                chunks += 1
+        except UnicodeDecodeError:
+            line, byte = first_invalid_utf8(path) or (None, 0)
+            raise InputError(
+                f"not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8", shown, line
+            ) from None
+        staged.seek(0)
+        _write(engine, staged, chunks, report, problem_limit, shown, dry_run)
+    return report
+
+
+def _write(
+    engine: Engine,
+    staged: IO[bytes],
+    chunks: int,
+    report: ImportReport,
+    limit: int,
+    shown: str,
+    dry_run: bool,
+) -> None:
+    """Apply the staged rows in one transaction (rolled back for a dry run)."""
+    with engine.connect() as connection:
         transaction = connection.begin()
         try:
             if connection.dialect.name == "postgresql":  # one import at a time
@@ -202,19 +240,8 @@ def import_csv(
                 insert(imports).values(file=shown, started_at=now()).returning(imports.c.id)
             ).scalar_one()
             salt = erasure_salt(connection)
-            stream = io.TextIOWrapper(
-                io.BufferedReader(_CountingReader(raw, progress), 1 << 16),
-                encoding="utf-8-sig",
-                newline="",
-            )
-            try:
-                for chunk in _chunks(_candidates(stream, shown, status, report, problem_limit)):
-                    _apply(connection, chunk, run_id, salt, report, problem_limit, shown)
-            except UnicodeDecodeError:
-                line, byte = first_invalid_utf8(path) or (None, 0)
-                raise InputError(
-                    f"not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8", shown, line
-                ) from None
+            for _ in range(chunks):
+                _apply(connection, pickle.load(staged), run_id, salt, report, limit, shown)
             connection.execute(
                 update(imports)
                 .where(imports.c.id == run_id)
@@ -227,7 +254,6 @@ def import_csv(
             transaction.rollback()
         else:
             transaction.commit()
-    return report
 
 
 def _chunks(candidates: Iterator[Candidate]) -> Iterator[list[Candidate]]:

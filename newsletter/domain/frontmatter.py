@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from newsletter.domain.personalize import reject_reserved
 from newsletter.errors import InputError
 
 FENCE = "---"
@@ -138,3 +140,20 @@ def validate(model: type[M], front: FrontMatter, **extra: Any) -> M:
             ) from None
         message = error["msg"].removeprefix("Value error, ")
         raise InputError(f"{where}: {message}", front.file, front.line_of(*loc)) from None
+
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def parse_document(
+    model: type[M], kind: str, name: str, text: str, file: str
+) -> tuple[FrontMatter, M]:
+    """A content file (snippet or issue): its name, front matter and reserved characters."""
+    if not NAME_PATTERN.match(name):
+        raise InputError(
+            f"{kind} file name '{name}' must be lowercase letters, digits and dashes", file
+        )
+    front = parse_front_matter(text, file)
+    meta = validate(model, front)
+    reject_reserved(text, file)
+    return front, meta

@@ -11,9 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from newsletter.domain.frontmatter import FrontMatter, parse_front_matter, validate
-from newsletter.domain.personalize import reject_reserved
-from newsletter.domain.snippet import ID_PATTERN, Snippet
+from newsletter.domain.frontmatter import FrontMatter, parse_document
+from newsletter.domain.snippet import Snippet
 from newsletter.errors import InputError
 
 
@@ -65,13 +64,7 @@ class Issue:
 
 
 def parse_issue(slug: str, text: str, file: str) -> IssueFile:
-    if not ID_PATTERN.match(slug):
-        raise InputError(
-            f"issue file name '{slug}' must be lowercase letters, digits and dashes", file
-        )
-    front = parse_front_matter(text, file)
-    meta = validate(IssueMeta, front)
-    reject_reserved(text, file)
+    front, meta = parse_document(IssueMeta, "issue", slug, text, file)
     return IssueFile(
         slug=slug, file=file, meta=meta, intro=front.body, front=front, source_text=text
     )

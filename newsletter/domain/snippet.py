@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from newsletter.domain.frontmatter import FrontMatter, parse_front_matter, validate
+from newsletter.domain.frontmatter import FrontMatter, parse_document
 from newsletter.domain.links import require_https
-from newsletter.domain.personalize import reject_reserved
 from newsletter.errors import InputError
-
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 HttpsUrl = Annotated[str, AfterValidator(require_https)]
 Tag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=40)]
@@ -66,19 +62,13 @@ class Snippet:
 
 
 def parse_snippet(snippet_id: str, text: str, file: str) -> Snippet:
-    if not ID_PATTERN.match(snippet_id):
-        raise InputError(
-            f"snippet file name '{snippet_id}' must be lowercase letters, digits and dashes", file
-        )
-    front = parse_front_matter(text, file)
-    meta = validate(SnippetMeta, front)
+    front, meta = parse_document(SnippetMeta, "snippet", snippet_id, text, file)
     if meta.id is not None and meta.id != snippet_id:
         raise InputError(
             f"id '{meta.id}' differs from the file name '{snippet_id}'; the id is the file name",
             file,
             front.line_of("id"),
         )
-    reject_reserved(text, file)
     return Snippet(
         id=snippet_id,
         file=file,

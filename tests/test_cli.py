@@ -149,3 +149,23 @@ def test_console_script_errors_without_traceback_unless_debug(sample):
     )
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr
+
+
+def test_unreachable_database_exits_69(cli, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", "postgresql://postgres@127.0.0.1:9/none")
+    result = cli("subscribers", "count")
+    assert result.code == ExitStatus.UNAVAILABLE
+    assert result.err.startswith("error: cannot open the database")
+    assert "Traceback" not in result.err
+
+
+def test_a_bug_exits_70_with_one_line(cli, monkeypatch):
+    from newsletter.services import library
+
+    def broken(self, tag=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(library.Library, "snippets", broken)
+    result = cli("snippets", "list")
+    assert result.code == ExitStatus.INTERNAL_ERROR
+    assert result.err.strip() == "internal error: RuntimeError: boom (rerun with --debug)"

@@ -25,3 +25,14 @@ def test_retry_after_and_rate_limit_reset_headers():
     reset = str(int(time.time()) + 20)
     assert 18 <= _retry_after({"X-RateLimit-Reset": reset}) <= 20
     assert _retry_after({}) is None
+
+
+def test_token_bucket_grants_what_it_has_and_takes_back_the_rest():
+    from newsletter.services.throttle import TokenBucket
+
+    unlimited = TokenBucket(None)
+    assert unlimited.take_up_to(500) == 500
+    bucket = TokenBucket(rate=10)  # a burst of one second: 10 tokens
+    assert bucket.take_up_to(100) == 10
+    bucket.give_back(4)
+    assert bucket.take_up_to(100) == 4

@@ -131,10 +131,11 @@ class Dispatcher:
             while not shared.stop.is_set():
                 if self.ledger.status(send_id) != SendStatus.SENDING:
                     return  # paused or cancelled from elsewhere
-                # Wait for the rate limit before claiming, so the claim-time status check
-                # is never older than one batch's transport call.
-                self.bucket.take(self.options.batch_size)
-                batch = self.ledger.claim(send_id, worker, self.options.batch_size)
+                # Tokens first, then a claim of that size: the claim-time status check is
+                # never older than one transport call, and no token waits on a claim.
+                allowed = self.bucket.take_up_to(self.options.batch_size)
+                batch = self.ledger.claim(send_id, worker, allowed)
+                self.bucket.give_back(allowed - len(batch.claims))
                 if not batch:
                     if self._idle(send_id, shared):
                         return

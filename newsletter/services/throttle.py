@@ -14,20 +14,29 @@ class TokenBucket:
         self.updated = time.monotonic()
         self._lock = threading.Lock()
 
-    def take(self, count: int = 1) -> None:
-        """Block until `count` tokens are available (no limit when rate is None)."""
+    def take_up_to(self, count: int) -> int:
+        """Block until at least one token is there; take up to `count`; return how many.
+        Without a rate, all `count` at once."""
         if not self.rate:
-            return
-        needed = float(count)
+            return count
         while True:
             with self._lock:
-                now = time.monotonic()
-                self.tokens = min(
-                    max(self.capacity, needed), self.tokens + (now - self.updated) * self.rate
-                )
-                self.updated = now
-                if self.tokens >= needed:
-                    self.tokens -= needed
-                    return
-                wait = (needed - self.tokens) / self.rate
+                self._refill()
+                granted = min(count, int(self.tokens))
+                if granted >= 1:
+                    self.tokens -= granted
+                    return granted
+                wait = (1 - self.tokens) / self.rate
             time.sleep(min(wait, 1.0))
+
+    def give_back(self, count: int) -> None:
+        """Return tokens taken but not used (a claim found fewer rows than it could take)."""
+        if self.rate and count > 0:
+            with self._lock:
+                self.tokens = min(self.capacity, self.tokens + count)
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        assert self.rate is not None
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now

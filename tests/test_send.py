@@ -20,6 +20,7 @@ from newsletter.errors import ExitStatus, InputError
 from newsletter.infra.db.schema import deliveries
 from newsletter.infra.transports.factory import make_transport
 from newsletter.services.build import Builder
+from newsletter.services.claims import WorkQueue
 from newsletter.services.dispatch import Dispatcher, SendOptions
 from newsletter.services.ledger import Ledger
 from newsletter.services.links import list_identity
@@ -121,11 +122,11 @@ def test_one_row_per_recipient_and_the_render_is_frozen(sending):
 def test_crash_recovery_requeues_unhanded_and_flags_handed(sending):
     sending.add(10)
     record = start(sending)
-    ledger = Ledger(sending.engine)
-    worker = ledger.register_worker(record.id)
-    first = ledger.claim(record.id, worker, 3)
-    ledger.mark_handed(first)  # handed over, then "crash"
-    ledger.claim(record.id, worker, 3)  # claimed, never handed over
+    ledger, queue = Ledger(sending.engine), WorkQueue(sending.engine)
+    worker = queue.register_worker(record.id)
+    first = queue.claim(record.id, worker, 3)
+    queue.mark_handed(first)  # handed over, then "crash"
+    queue.claim(record.id, worker, 3)  # claimed, never handed over
     from newsletter.infra.db.schema import workers
 
     with sending.engine.begin() as connection:  # the worker's process is gone
@@ -262,10 +263,10 @@ def test_real_sends_refuse_without_a_signing_key(sending, cli, monkeypatch, tran
 def test_claims_of_a_worker_that_left_without_a_trace_are_recovered(sending):
     sending.add(6)
     record = start(sending)
-    ledger = Ledger(sending.engine)
-    worker = ledger.register_worker(record.id)
-    ledger.claim(record.id, worker, 4)  # then the worker stops on an error and unregisters
-    ledger.unregister_worker(worker)
+    queue = WorkQueue(sending.engine)
+    worker = queue.register_worker(record.id)
+    queue.claim(record.id, worker, 4)  # then the worker stops on an error and unregisters
+    queue.unregister_worker(worker)
     from datetime import UTC, datetime, timedelta
 
     from newsletter.infra.db.schema import deliveries as rows
@@ -297,9 +298,9 @@ def test_a_pause_that_starts_mid_send_is_honoured(sending):
 def test_resend_uncertain_reopens_a_finished_send(sending, cli):
     sending.add(4)
     record = start(sending)
-    ledger = Ledger(sending.engine)
-    worker = ledger.register_worker(record.id)
-    ledger.mark_handed(ledger.claim(record.id, worker, 2))  # handed over, then "crash"
+    queue = WorkQueue(sending.engine)
+    worker = queue.register_worker(record.id)
+    queue.mark_handed(queue.claim(record.id, worker, 2))  # handed over, then "crash"
     from newsletter.infra.db.schema import workers
 
     with sending.engine.begin() as connection:
@@ -325,29 +326,29 @@ def test_resume_refuses_options_that_start_a_new_send(sending, cli):
 def test_a_batch_taken_over_is_not_sent(sending):
     sending.add(3)
     record = start(sending)
-    ledger = Ledger(sending.engine)
-    worker = ledger.register_worker(record.id)
-    batch = ledger.claim(record.id, worker, 3)
+    queue = WorkQueue(sending.engine)
+    worker = queue.register_worker(record.id)
+    batch = queue.claim(record.id, worker, 3)
     with sending.engine.begin() as connection:  # recovery gave one row to someone else
         connection.execute(
             deliveries.update()
             .where(deliveries.c.id == batch.claims[0].delivery_id)
             .values(claimed_by="someone-else/1")
         )
-    assert ledger.mark_handed(batch) is False
+    assert queue.mark_handed(batch) is False
 
 
 def test_retries_of_a_cancelled_send_end_skipped(sending):
     sending.add(2)
     record = start(sending)
-    ledger = Ledger(sending.engine)
-    worker = ledger.register_worker(record.id)
-    batch = ledger.claim(record.id, worker, 2)
-    ledger.mark_handed(batch)
+    ledger, queue = Ledger(sending.engine), WorkQueue(sending.engine)
+    worker = queue.register_worker(record.id)
+    batch = queue.claim(record.id, worker, 2)
+    queue.mark_handed(batch)
     ledger.cancel(record.id)
-    from newsletter.services.ledger import Verdict
+    from newsletter.services.claims import Verdict
 
-    ledger.record(
+    queue.record(
         batch, [Verdict(c.delivery_id, DeliveryStatus.QUEUED, 1, error="451") for c in batch.claims]
     )
     final = ledger.get(record.id)

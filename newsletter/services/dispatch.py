@@ -21,7 +21,8 @@ from newsletter.domain.personalize import Recipient, RenderedIssue, delivery_key
 from newsletter.domain.subscriber import first_name_of
 from newsletter.domain.tokens import Signer
 from newsletter.infra.transports.base import Outcome, Result, Transport, TransportFatal
-from newsletter.services.ledger import Batch, Claimed, Ledger, SendRecord, Verdict
+from newsletter.services.claims import Batch, Claimed, Verdict, WorkQueue
+from newsletter.services.ledger import Ledger, SendRecord
 from newsletter.services.subscribers import now
 from newsletter.services.throttle import TokenBucket
 
@@ -81,6 +82,7 @@ class Dispatcher:
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.ledger = ledger
+        self.queue = WorkQueue(ledger.engine)
         self.transport = transport
         self.identity = identity
         self.signer = signer
@@ -91,13 +93,13 @@ class Dispatcher:
     def run(self, send_id: int) -> SendRecord:
         """Work on the send until nothing is left for this process, or it is paused."""
         ledger = self.ledger
-        ledger.recover(send_id)
+        self.queue.recover(send_id)
         if not ledger.set_status(
             send_id, SendStatus.SENDING, only_from=(SendStatus.QUEUED, SendStatus.SENDING)
         ):
             return ledger.get(send_id)  # paused, cancelled or done: nothing to do
         rendered = ledger.rendered(send_id)
-        worker = ledger.register_worker(send_id)
+        worker = self.queue.register_worker(send_id)
         shared = _Shared()
         beat = threading.Thread(target=self._heartbeat, args=(worker, shared), daemon=True)
         beat.start()
@@ -113,7 +115,7 @@ class Dispatcher:
         finally:
             shared.stop.set()
             beat.join(timeout=HEARTBEAT_SECONDS)
-            ledger.unregister_worker(worker)
+            self.queue.unregister_worker(worker)
             self.transport.close()
         if shared.errors:
             raise shared.errors[0]
@@ -122,7 +124,7 @@ class Dispatcher:
     def _heartbeat(self, worker: str, shared: _Shared) -> None:
         while not shared.stop.wait(HEARTBEAT_SECONDS):
             try:
-                self.ledger.heartbeat(worker)
+                self.queue.heartbeat(worker)
             except Exception:  # a missed beat is retried; a silent worker loses its claims
                 log.warning("heartbeat of worker %s failed", worker, exc_info=True)
 
@@ -134,7 +136,7 @@ class Dispatcher:
                 # Tokens first, then a claim of that size: the claim-time status check is
                 # never older than one transport call, and no token waits on a claim.
                 allowed = self.bucket.take_up_to(self.options.batch_size)
-                batch = self.ledger.claim(send_id, worker, allowed)
+                batch = self.queue.claim(send_id, worker, allowed)
                 self.bucket.give_back(allowed - len(batch.claims))
                 if not batch:
                     if self._idle(send_id, shared):
@@ -148,12 +150,12 @@ class Dispatcher:
     def _idle(self, send_id: int, shared: _Shared) -> bool:
         """Nothing claimable now: finish the send, wait for retries, or for other workers.
         Returns True when this thread should stop."""
-        queued, claimed, soonest = self.ledger.pending(send_id)
+        queued, claimed, soonest = self.queue.pending(send_id)
         if queued == 0 and claimed == 0:
             self.ledger.set_status(send_id, SendStatus.DONE, only_from=(SendStatus.SENDING,))
             return True
         if claimed and not queued:
-            self.ledger.recover(send_id)  # other workers: alive, or to be taken over
+            self.queue.recover(send_id)  # other workers: alive, or to be taken over
         wait = 0.5
         if queued and soonest is not None:
             wait = max(0.05, min(1.0, (soonest - now()).total_seconds()))
@@ -164,13 +166,13 @@ class Dispatcher:
         send_id, claimed = batch.send_id, batch.claims
         recipients = [recipient_for(c, self.identity, self.signer, send_id) for c in claimed]
         by_key = {r.key: c for r, c in zip(recipients, claimed, strict=True)}
-        if not self.ledger.mark_handed(batch):
-            self.ledger.release(batch)  # some rows were taken over: send none of them
+        if not self.queue.mark_handed(batch):
+            self.queue.release(batch)  # some rows were taken over: send none of them
             return
         try:
             outcomes = self.transport.send(rendered, recipients, stream=stream_of(send_id))
         except TransportFatal as exc:
-            self.ledger.release(batch)  # the transport guarantees none of them went out
+            self.queue.release(batch)  # the transport guarantees none of them went out
             self.ledger.set_status(
                 send_id,
                 SendStatus.PAUSED,
@@ -181,7 +183,7 @@ class Dispatcher:
             return
         except Exception as exc:
             # Unknown state: the batch may or may not have gone out.
-            self.ledger.record(
+            self.queue.record(
                 batch,
                 [
                     Verdict(
@@ -213,7 +215,7 @@ class Dispatcher:
             for key, c in by_key.items()
             if key not in answered
         ]
-        self.ledger.record(batch, verdicts)
+        self.queue.record(batch, verdicts)
         self._watch_failures(send_id, outcomes, shared)
         self.on_batch(sum(1 for v in verdicts if v.status != DeliveryStatus.QUEUED))
 

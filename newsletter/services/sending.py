@@ -22,8 +22,9 @@ from newsletter.infra.transports.base import Outcome, Transport
 from newsletter.infra.transports.factory import sender_of
 from newsletter.infra.workspace import Workspace
 from newsletter.services.build import Build, Builder, sample_recipient
+from newsletter.services.claims import Claimed
 from newsletter.services.dispatch import recipient_for
-from newsletter.services.ledger import Claimed, Ledger, SendRecord, audience_filter
+from newsletter.services.ledger import Ledger, SendRecord, audience_filter
 from newsletter.services.subscribers import now, parse_address, utc
 
 

@@ -111,3 +111,12 @@ def test_serve_refuses_without_a_signing_key(cli, monkeypatch):
 def test_db_upgrade(cli):
     result = cli("db", "upgrade")
     assert result.code == 0 and f"schema at {head_revision()}" in result.out
+
+
+def test_export_to_an_unwritable_place_is_an_input_error(cli, tmp_path):
+    cli("subscribers", "add", "p@example.com")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = cli("subscribers", "export", str(blocker / "out.csv"))
+    assert result.code == 2 and "cannot write" in result.err
+    assert not list(tmp_path.glob(".out.csv.*"))

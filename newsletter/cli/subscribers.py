@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Iterator
@@ -29,21 +27,11 @@ from newsletter.domain.personalize import delivery_key
 from newsletter.domain.subscriber import Source, Status, SubscriberRecord
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import connect, make_engine, upgrade
-from newsletter.infra.files import write_files_atomically
 from newsletter.infra.transports.outbox import forget
+from newsletter.services.exporter import export_to_file, write_csv
 from newsletter.services.importer import ImportReport, import_csv
 from newsletter.services.subscribers import Context, SubscriberStore
 
-EXPORT_COLUMNS = [
-    "email",
-    "name",
-    "status",
-    "topics",
-    "attributes",
-    "created_at",
-    "confirmed_at",
-    "unsubscribed_at",
-]
 CLI = Context(Source.CLI)
 
 EmailArg = Annotated[str, typer.Argument(help="The subscriber's email address.")]
@@ -178,36 +166,10 @@ def export(
     with _store() as store:
         records = store.iterate(status or [], topic)
         if file is None:
-            _write_csv(sys.stdout, records)
+            write_csv(sys.stdout, records)
             return
-        buffer = io.StringIO()
-        count = _write_csv(buffer, records)
-    write_files_atomically(
-        file.parent if str(file.parent) else Path("."), {file.name: buffer.getvalue()}
-    )
+        count = export_to_file(records, file)
     err.print(f"exported {count} subscriber(s) to {file}")
-
-
-def _write_csv(stream: io.TextIOBase | object, records: Iterator[SubscriberRecord]) -> int:
-    writer = csv.writer(stream)  # type: ignore[arg-type]
-    writer.writerow(EXPORT_COLUMNS)
-    count = 0
-    for record in records:
-        writer.writerow(
-            [
-                record.email,
-                record.name or "",
-                record.status,
-                ";".join(record.topics),
-                json.dumps(record.attributes, ensure_ascii=False) if record.attributes else "",
-                *(
-                    value.isoformat() if value else ""
-                    for value in (record.created_at, record.confirmed_at, record.unsubscribed_at)
-                ),
-            ]
-        )
-        count += 1
-    return count
 
 
 @subscribers_app.command(

@@ -173,13 +173,7 @@ class Dispatcher:
             outcomes = self.transport.send(rendered, recipients, stream=stream_of(send_id))
         except TransportFatal as exc:
             self.queue.release(batch)  # the transport guarantees none of them went out
-            self.ledger.set_status(
-                send_id,
-                SendStatus.PAUSED,
-                f"transport refused: {exc}",
-                only_from=(SendStatus.SENDING,),
-            )
-            shared.stop.set()
+            self._pause(send_id, f"transport refused: {exc}", shared)
             return
         except Exception as exc:
             # Unknown state: the batch may or may not have gone out.
@@ -195,13 +189,7 @@ class Dispatcher:
                     for c in claimed
                 ],
             )
-            self.ledger.set_status(
-                send_id,
-                SendStatus.PAUSED,
-                f"transport error: {exc}",
-                only_from=(SendStatus.SENDING,),
-            )
-            shared.stop.set()
+            self._pause(send_id, f"transport error: {exc}", shared)
             return
         verdicts = [self._verdict(by_key[o.key], o) for o in outcomes if o.key in by_key]
         answered = {o.key for o in outcomes}
@@ -260,10 +248,10 @@ class Dispatcher:
                     shared.last_error = outcome.error
             tripped = shared.consecutive_failures >= self.options.max_consecutive_failures
         if tripped:
-            self.ledger.set_status(
-                send_id,
-                SendStatus.PAUSED,
-                f"{shared.consecutive_failures} failures in a row; last: {shared.last_error}",
-                only_from=(SendStatus.SENDING,),
-            )
-            shared.stop.set()
+            reason = f"{shared.consecutive_failures} failures in a row; last: {shared.last_error}"
+            self._pause(send_id, reason, shared)
+
+    def _pause(self, send_id: int, reason: str, shared: _Shared) -> None:
+        """Pause (never over a cancel or a finish) and stop this process's threads."""
+        self.ledger.set_status(send_id, SendStatus.PAUSED, reason, only_from=(SendStatus.SENDING,))
+        shared.stop.set()

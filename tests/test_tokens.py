@@ -85,3 +85,18 @@ def test_list_id_default_and_quoting():
     links = recipient_links(identity, Signer([KEY]), 1)
     assert links.headers["List-Id"] == '"Notes, Inc." <n.example.com>'
     assert "mailto" not in links.headers["List-Unsubscribe"]
+
+
+@pytest.mark.parametrize("key", ["k", "x" * 64, "long-" * 30, "clé-ünïcode"])
+def test_mac_is_standard_hmac_sha256(key):
+    """The primed HMAC must equal the standard library's, for short, block-sized and long
+    keys: tokens already in readers' mailboxes depend on it."""
+    import base64
+    import hashlib
+    import hmac
+
+    token = Signer([key]).sign(Purpose.PREFERENCES, 4242, 17, datetime(2026, 3, 1, tzinfo=UTC))
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    body, mac = raw[:-16], raw[-16:]
+    expected = hmac.new(key.encode(), b"v1" + body, hashlib.sha256).digest()[:16]
+    assert mac == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from email.header import Header
 from urllib.parse import quote, urlsplit
 
@@ -55,6 +56,7 @@ def recipient_links(
     )
 
 
+@lru_cache(maxsize=64)  # the list's name, asked for once per recipient
 def _phrase(name: str) -> str:
     """A display name safe in a header: no CR/LF, quoted when it has specials, RFC 2047
     encoded when it is not ASCII (so the whole header value stays ASCII)."""

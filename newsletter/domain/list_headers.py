@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from email.header import Header
 from urllib.parse import quote, urlsplit
 
@@ -18,8 +19,7 @@ class ListIdentity:
     unsubscribe_mailbox: str | None  # address that takes unsubscribe-TOKEN subjects
 
 
-@dataclass(frozen=True)
-class RecipientLinks:
+class RecipientLinks(NamedTuple):  # one per recipient: cheap to make
     unsubscribe_url: str
     preferences_url: str
     unsubscribe_token: str

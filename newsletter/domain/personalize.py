@@ -147,7 +147,7 @@ class SubstitutionForm:
     def values(self, recipient: Recipient) -> dict[str, str]:
         raw = recipient_values(recipient)
         return {
-            key: (html.escape(raw[name] or fallback) if is_html else (raw[name] or fallback))
+            key: (_escape(raw[name] or fallback) if is_html else (raw[name] or fallback))
             for key, (is_html, name, fallback) in self.keys.items()
         }
 
@@ -167,6 +167,14 @@ def substitution_form(rendered: RenderedIssue, prefix: str = "-nlsub") -> Substi
         return "".join(parts)
 
     return SubstitutionForm(fill(rendered._html, True), fill(rendered._text, False), keys)
+
+
+_NEEDS_ESCAPE = re.compile("[&<>\"']").search
+
+
+def _escape(value: str) -> str:
+    """html.escape, skipped for the usual value that has nothing to escape (a link)."""
+    return html.escape(value) if _NEEDS_ESCAPE(value) else value
 
 
 def recipient_values(recipient: Recipient) -> dict[str, str]:

@@ -19,6 +19,8 @@ from enum import Enum
 
 _BODY = struct.Struct(">cQI")  # purpose, subscriber id, send id (0 = none)
 _ISSUED = struct.Struct(">I")  # seconds since the epoch
+_SIGNED = struct.Struct(">cQII")  # both at once, for signing
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
 MAC_BYTES = 16
 _SHA256_BLOCK = 64
 VERSION = b"v1"
@@ -56,7 +58,7 @@ class Signer:
         issued_at: datetime | None = None,
     ) -> str:
         issued = int(issued_at.timestamp()) if issued_at else int(time.time())
-        body = _BODY.pack(purpose.value, subscriber_id, send_id or 0) + _ISSUED.pack(issued)
+        body = _SIGNED.pack(purpose.value, subscriber_id, send_id or 0, issued)
         return _b64(body + self._macs[0].tag(body))
 
     def verify(
@@ -113,4 +115,4 @@ class _PrimedHmac:
 
 
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=").decode()

@@ -59,6 +59,16 @@ def _errors(body: bytes | str | None) -> str:
         return (body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body))[:300]
 
 
+def _display_name(name: str) -> str:
+    """One line (isprintable rules out CR, LF and other controls), without the ';' and ','
+    that SendGrid refuses in names."""
+    if not name.isprintable():
+        name = one_line(name)
+    if ";" in name or "," in name:
+        name = name.replace(";", " ").replace(",", " ")
+    return name
+
+
 class SendgridTransport:
     name = "sendgrid"
 
@@ -151,24 +161,30 @@ class SendgridTransport:
         stream: str,
         subject_prefix: str = "",
     ) -> dict[str, Any]:
-        shared: dict[str, str] = {}
+        # The same for everyone (List-Id): set once for the request, from the first recipient.
+        shared = {
+            name: one_line(value)
+            for name, value in (chunk[0].headers if chunk else ())
+            if name.lower() in SHARED_HEADERS
+        }
         personalizations = []
-        for recipient in chunk:
-            headers: dict[str, str] = {}
-            for name, value in recipient.headers:
-                target = shared if name.lower() in SHARED_HEADERS else headers
-                target[name] = one_line(value)
-            to: dict[str, str] = {"email": recipient.email}
+        for recipient in chunk:  # per recipient: keep it lean, this runs a million times
+            to = {"email": recipient.email}
             if recipient.name:
-                # SendGrid refuses ';' and ',' in names.
-                to["name"] = one_line(recipient.name).replace(";", " ").replace(",", " ")
+                to["name"] = _display_name(recipient.name)
+            custom_args = {"stream": stream, "delivery": recipient.key}
+            if recipient.subscriber_id is not None:
+                custom_args["subscriber_id"] = str(recipient.subscriber_id)
             item: dict[str, Any] = {
                 "to": [to],
                 "substitutions": form.values(recipient),
-                "custom_args": {"stream": stream, "delivery": recipient.key},
+                "custom_args": custom_args,
             }
-            if recipient.subscriber_id is not None:
-                item["custom_args"]["subscriber_id"] = str(recipient.subscriber_id)
+            headers = {
+                name: value if value.isprintable() else one_line(value)
+                for name, value in recipient.headers
+                if name.lower() not in SHARED_HEADERS
+            }
             if headers:
                 item["headers"] = headers
             personalizations.append(item)

@@ -295,6 +295,33 @@ def test_a_pause_that_starts_mid_send_is_honoured(sending):
     assert reason == "subscriber paused"
 
 
+def test_every_reason_to_skip_is_recorded(sending):
+    """The claim judges each subscriber in SQL; each reason reaches the ledger."""
+    from datetime import UTC, datetime, timedelta
+
+    ids = sending.add(5)
+    record = start(sending)
+    context = Context(Source.CLI)
+    sending.store.unsubscribe(ids[0], context)
+    sending.store.erase("reader1@example.com", context)
+    sending.store.update_preferences(
+        ids[2], paused_until=datetime.now(UTC) + timedelta(days=1), context=context
+    )
+    sending.store.update_preferences(  # a pause that is over skips nothing
+        ids[3], paused_until=datetime.now(UTC) - timedelta(days=1), context=context
+    )
+    final = dispatcher(sending).run(record.id)
+    assert final.counts["sent"] == 2 and final.counts["skipped"] == 3
+    reasons = sorted(
+        r for _, _, r in Ledger(sending.engine).deliveries_in(record.id, DeliveryStatus.SKIPPED)
+    )
+    assert reasons == [
+        "subscriber erased",
+        "subscriber paused",
+        "subscriber unsubscribed before their turn",
+    ]
+
+
 def test_resend_uncertain_reopens_a_finished_send(sending, cli):
     sending.add(4)
     record = start(sending)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.header import Header
 from functools import lru_cache
 from typing import NamedTuple
-from email.header import Header
 from urllib.parse import quote, urlsplit
 
 from newsletter.domain.tokens import Purpose, Signer

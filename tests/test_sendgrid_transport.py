@@ -150,3 +150,26 @@ def test_one_bad_personalization_fails_alone(sending, standin):
     # 4 -> 400; halves [0, 1] -> 400, [2, 3] -> 202; then [0] and [1] -> 202.
     _, final = run(sending)
     assert final.counts["sent"] == 4
+
+
+def test_names_that_need_escaping_arrive_intact(sending, standin):
+    """The request body is JSON written as text: quotes, backslashes, non-ASCII and HTML
+    specials must reach SendGrid exactly, each in the form its content needs."""
+    from newsletter.domain.subscriber import Source
+    from newsletter.services.subscribers import Context
+
+    names = ['Zoë "Z" O\'Brien', "Back\\slash <b>&</b>", "Łukasz 🙂", "Ann; Lee, PhD"]
+    for i, name in enumerate(names):
+        sending.store.add(f"odd{i}@example.com", name=name, context=Context(Source.CLI))
+    _, final = run(sending)
+    assert final.counts["sent"] == len(names) and standin.rejected == []
+    [body] = standin.accepted
+    people = body["personalizations"]
+    assert [p["to"][0]["name"] for p in people] == names[:3] + ["Ann  Lee  PhD"]
+    html_part, text_part = body["content"][1]["value"], body["content"][0]["value"]
+    for person, name in zip(people, names, strict=True):
+        first = name.split()[0]
+        in_text = {k for k, v in person["substitutions"].items() if k in text_part}
+        in_html = {k for k, v in person["substitutions"].items() if k in html_part}
+        assert first in {person["substitutions"][k] for k in in_text}
+        assert html.escape(first) in {person["substitutions"][k] for k in in_html}

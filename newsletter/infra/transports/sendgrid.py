@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import json.encoder
 import time
 import urllib.error
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sendgrid
 from python_http_client import exceptions as http_errors
@@ -31,6 +32,8 @@ from newsletter.infra.transports.base import Outcome, Result, TransportFatal
 
 MAX_RECIPIENTS = 1000
 SHARED_HEADERS = {"list-id"}  # the same for everyone: set once, not per personalization
+JSON_UTF8 = "application/json; charset=utf-8"
+_quote = json.encoder.encode_basestring_ascii  # a JSON string literal, ASCII only (C code)
 
 
 def _retry_after(headers: Mapping[str, str] | Any) -> float | None:
@@ -69,6 +72,14 @@ def _display_name(name: str) -> str:
     return name
 
 
+class _Frame(NamedTuple):
+    head: str
+    tail: str
+
+    def format(self, personalizations: str) -> str:
+        return self.head + personalizations + self.tail
+
+
 class SendgridTransport:
     name = "sendgrid"
 
@@ -77,7 +88,11 @@ class SendgridTransport:
         self.sender = sender
         self.api = sendgrid.SendGridAPIClient(api_key=api_key, host=settings.host)
         self.api.client.timeout = settings.timeout
+        # The body is JSON text we write (see request_body); with a charset parameter the
+        # client posts it as it is instead of passing it through json.dumps.
+        self.api.client.request_headers["Content-Type"] = JSON_UTF8
         self._forms: dict[str, SubstitutionForm] = {}
+        self._frames: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Frame] = {}
 
     def close(self) -> None:
         pass
@@ -160,36 +175,57 @@ class SendgridTransport:
         chunk: Sequence[Recipient],
         stream: str,
         subject_prefix: str = "",
-    ) -> dict[str, Any]:
-        # The same for everyone (List-Id): set once for the request, from the first recipient.
-        shared = {
-            name: one_line(value)
+    ) -> str:
+        """The request's JSON, written as text rather than built as dicts for json.dumps:
+        per recipient that is a dozen string literals and one join, about three times
+        cheaper, and it leaves no containers behind for the garbage collector."""
+        shared = tuple(
+            (name, one_line(value))
             for name, value in (chunk[0].headers if chunk else ())
             if name.lower() in SHARED_HEADERS
-        }
-        personalizations = []
+        )
+        frame_key = (rendered.content_hash, subject_prefix, shared)
+        frame = self._frames.get(frame_key)
+        if frame is None:
+            frame = self._frames[frame_key] = self._frame(rendered, form, subject_prefix, shared)
+        stream_arg = '"stream":' + _quote(stream) + ',"delivery":'
+        keys = [(_quote(key) + ":", is_html) for key, (is_html, _, _) in form.keys.items()]
+        items = []
         for recipient in chunk:  # per recipient: keep it lean, this runs a million times
-            to = {"email": recipient.email}
+            to = '{"email":' + _quote(recipient.email)
             if recipient.name:
-                to["name"] = _display_name(recipient.name)
-            custom_args = {"stream": stream, "delivery": recipient.key}
+                to += ',"name":' + _quote(_display_name(recipient.name))
+            args = stream_arg + _quote(recipient.key)
             if recipient.subscriber_id is not None:
-                custom_args["subscriber_id"] = str(recipient.subscriber_id)
-            item: dict[str, Any] = {
-                "to": [to],
-                "substitutions": form.values(recipient),
-                "custom_args": custom_args,
-            }
-            headers = {
-                name: value if value.isprintable() else one_line(value)
-                for name, value in recipient.headers
-                if name.lower() not in SHARED_HEADERS
-            }
-            if headers:
-                item["headers"] = headers
-            personalizations.append(item)
+                args += ',"subscriber_id":"' + str(recipient.subscriber_id) + '"'
+            values = form.values(recipient)
+            substitutions = ",".join(
+                [key + _quote(value) for (key, _), value in zip(keys, values.values(), strict=True)]
+            )
+            headers = ",".join(
+                [
+                    _quote(name) + ":" + _quote(value if value.isprintable() else one_line(value))
+                    for name, value in recipient.headers
+                    if name.lower() not in SHARED_HEADERS
+                ]
+            )
+            items.append(
+                "{"
+                f'"to":[{to}}}],"substitutions":{{{substitutions}}},"custom_args":{{{args}}}'
+                + (f',"headers":{{{headers}}}' if headers else "")
+                + "}"
+            )
+        return frame.format(",".join(items))
+
+    def _frame(
+        self,
+        rendered: RenderedIssue,
+        form: SubstitutionForm,
+        subject_prefix: str,
+        shared: tuple[tuple[str, str], ...],
+    ) -> _Frame:
+        """Everything but the personalizations, encoded once per send."""
         body: dict[str, Any] = {
-            "personalizations": personalizations,
             "from": {"email": self.sender.address, "name": one_line(self.sender.name)},
             "subject": one_line(subject_prefix + rendered.subject),
             "content": [
@@ -201,9 +237,9 @@ class SendgridTransport:
         if self.sender.reply_to:
             body["reply_to"] = {"email": self.sender.reply_to}
         if shared:
-            body["headers"] = shared
+            body["headers"] = dict(shared)
         if self.settings.categories:
             body["categories"] = list(self.settings.categories)
         if self.settings.asm_group_id:
             body["asm"] = {"group_id": self.settings.asm_group_id}
-        return body
+        return _Frame('{"personalizations":[', "]," + json.dumps(body)[1:])

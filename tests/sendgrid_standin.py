@@ -895,3 +895,19 @@ class SendGridStandIn:
             handler.wfile.flush()
         except (ConnectionError, TimeoutError):
             handler.close_connection = True  # the client gave up (e.g. its timeout fired)
+
+
+def main() -> None:
+    """Serve in a process of its own (benchmarks: a provider does not share our interpreter).
+
+    `python tests/sendgrid_standin.py [API_KEY]` prints its base URL on the first line, then
+    serves until its standard input closes or it is terminated.
+    """
+    api_key = sys.argv[1] if len(sys.argv) > 1 else "SG.test-key"
+    with SendGridStandIn(api_key=api_key, record=False) as standin:
+        print(standin.url, flush=True)
+        sys.stdin.read()  # returns when the parent closes the pipe or exits
+
+
+if __name__ == "__main__":
+    main()

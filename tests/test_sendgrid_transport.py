@@ -165,11 +165,11 @@ def test_names_that_need_escaping_arrive_intact(sending, standin):
     assert final.counts["sent"] == len(names) and standin.rejected == []
     [body] = standin.accepted
     people = body["personalizations"]
-    assert [p["to"][0]["name"] for p in people] == names[:3] + ["Ann  Lee  PhD"]
+    assert [p["to"][0]["name"] for p in people] == [*names[:3], "Ann  Lee  PhD"]
     html_part, text_part = body["content"][1]["value"], body["content"][0]["value"]
     for person, name in zip(people, names, strict=True):
         first = name.split()[0]
-        in_text = {k for k, v in person["substitutions"].items() if k in text_part}
-        in_html = {k for k, v in person["substitutions"].items() if k in html_part}
+        in_text = {k for k in person["substitutions"] if k in text_part}
+        in_html = {k for k in person["substitutions"] if k in html_part}
         assert first in {person["substitutions"][k] for k in in_text}
         assert html.escape(first) in {person["substitutions"][k] for k in in_html}

@@ -189,7 +189,7 @@ class SendgridTransport:
         if frame is None:
             frame = self._frames[frame_key] = self._frame(rendered, form, subject_prefix, shared)
         stream_arg = '"stream":' + _quote(stream) + ',"delivery":'
-        keys = [(_quote(key) + ":", is_html) for key, (is_html, _, _) in form.keys.items()]
+        keys = {key: _quote(key) + ":" for key in form.keys}
         items = []
         for recipient in chunk:  # per recipient: keep it lean, this runs a million times
             to = '{"email":' + _quote(recipient.email)
@@ -198,9 +198,8 @@ class SendgridTransport:
             args = stream_arg + _quote(recipient.key)
             if recipient.subscriber_id is not None:
                 args += ',"subscriber_id":"' + str(recipient.subscriber_id) + '"'
-            values = form.values(recipient)
             substitutions = ",".join(
-                [key + _quote(value) for (key, _), value in zip(keys, values.values(), strict=True)]
+                [keys[key] + _quote(value) for key, value in form.values(recipient).items()]
             )
             headers = ",".join(
                 [

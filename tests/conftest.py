@@ -237,11 +237,12 @@ class Sending:
         from newsletter.services.dispatch import Dispatcher, SendOptions
         from newsletter.services.ledger import Ledger
         from newsletter.services.links import list_identity
-        from newsletter.services.sending import create_send, prepare
+        from newsletter.services.sending import create_send, plan_send
 
         workspace = open_workspace(self.sample.root)  # settings as the test has set them
         ledger = Ledger(self.engine)
-        record = create_send(ledger, prepare(workspace, self.engine, issue, None), transport, None)
+        plan = plan_send(workspace, self.engine, issue, transport=transport, again=True)
+        record = create_send(ledger, plan, again=True)
         settings = {"backoff_base": 0.01, **options}
         dispatcher = Dispatcher(
             ledger,

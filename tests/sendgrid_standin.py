@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 MAIL_SEND_PATH = "/v3/mail/send"
+SCOPES_PATH = "/v3/scopes"  # GET: the key's permissions; a cheap authenticated call
 
 # SendGrid's documented limits that the OpenAPI schema does not carry (REFERENCE.md).
 MAX_PERSONALIZATIONS = 1000
@@ -622,7 +623,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.standin._drain(self)
         self.server.standin._respond(self, 404, NOT_FOUND_ERROR)
 
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _not_found
+    def do_GET(self) -> None:
+        self.server.standin._handle_get(self)
+
+    do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _not_found
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test output is no place for an access log."""
@@ -654,6 +658,7 @@ class SendGridStandIn:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._auth = f"Bearer {api_key}".encode()
+        self.scopes = ["mail.send", "scopes.read"]  # what GET /v3/scopes answers
         _schemas()  # compile now, so the first request is not the slow one
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -735,6 +740,16 @@ class SendGridStandIn:
         ]
 
     # -- request handling ----------------------------------------------------------------
+
+    def _handle_get(self, handler: _Handler) -> None:
+        if handler.path.split("?", 1)[0].rstrip("/") != SCOPES_PATH:
+            handler._not_found()
+            return
+        authorization = handler.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(authorization, self._auth):
+            self._reject(handler, 401, AUTH_ERROR)
+            return
+        self._respond(handler, 200, {"scopes": list(self.scopes)})
 
     def _handle_post(self, handler: _Handler) -> None:
         if handler.path.split("?", 1)[0].rstrip("/") != MAIL_SEND_PATH:

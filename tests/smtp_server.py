@@ -58,6 +58,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes  # the raw message as received (dot-unstuffed, CRLF line ends kept)
     session_id: int  # which connection it came over (to verify connection reuse)
+    mail_at: float = 0.0  # time.monotonic() when its MAIL FROM arrived
 
 
 def self_signed_cert(dir: Path) -> tuple[Path, Path]:
@@ -239,6 +240,7 @@ class _Handler:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        session.mail_at = time.monotonic()  # type: ignore[attr-defined]
         return "250 OK"
 
     async def handle_RCPT(
@@ -261,6 +263,8 @@ class _Handler:
     async def handle_DATA(self, server: _SMTP, session: Session, envelope: Envelope) -> str:
         owner = self._owner
         drop = False
+        if owner.delay:
+            await asyncio.sleep(owner.delay)
         with owner._cond:
             if owner._data_failures:
                 owner._data_failures -= 1
@@ -271,6 +275,7 @@ class _Handler:
                     envelope.rcpt_tos,  # a fresh list per envelope, no copy needed
                     envelope.original_content or b"",
                     server.session_id,
+                    getattr(session, "mail_at", 0.0),
                 )
             )
             owner._cond.notify_all()
@@ -304,12 +309,14 @@ class SmtpServer:
         tls: TlsMode = "none",
         username: str | None = None,
         password: str | None = None,
+        delay: float = 0.0,
     ) -> None:
         if tls not in ("none", "starttls", "tls"):
             raise ValueError(f"tls must be 'none', 'starttls' or 'tls', not {tls!r}")
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
         self.tls: TlsMode = tls
+        self.delay = delay  # seconds each message takes to be accepted, like a real relay
         self.host = "127.0.0.1"
         self.port = 0
         self.cafile = None

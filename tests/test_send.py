@@ -24,15 +24,20 @@ from newsletter.services.claims import WorkQueue
 from newsletter.services.dispatch import Dispatcher, SendOptions
 from newsletter.services.ledger import Ledger
 from newsletter.services.links import list_identity
-from newsletter.services.sending import create_send, prepare
+from newsletter.services.sending import create_send, plan_send
 from newsletter.services.subscribers import Context
 
 ISSUE = "2026-12-welcome"
 
 
 def start(sending, topic=None):
-    prepared = prepare(sending.workspace, sending.engine, ISSUE, topic)
-    return create_send(Ledger(sending.engine), prepared, "outbox", topic)
+    plan = plan_send(sending.workspace, sending.engine, ISSUE, topic=topic, again=True)
+    return create_send(Ledger(sending.engine), plan, again=True)
+
+
+def hand_over(queue, batch):
+    """What a worker commits just before the transport gets the batch."""
+    return queue.checkpoint(batch, [], [c.delivery_id for c in batch.claims])
 
 
 def dispatcher(sending, on_batch=None, **options):
@@ -125,7 +130,7 @@ def test_crash_recovery_requeues_unhanded_and_flags_handed(sending):
     ledger, queue = Ledger(sending.engine), WorkQueue(sending.engine)
     worker = queue.register_worker(record.id)
     first = queue.claim(record.id, worker, 3)
-    queue.mark_handed(first)  # handed over, then "crash"
+    hand_over(queue, first)  # handed over, then "crash"
     queue.claim(record.id, worker, 3)  # claimed, never handed over
     from newsletter.infra.db.schema import workers
 
@@ -174,7 +179,9 @@ def test_check_errors_stop_the_send(sending, cli):
     sending.sample.snippet("how-microneedling-works", body="TK")
     result = cli("send", ISSUE, "--yes")
     assert result.code == ExitStatus.CHECKS_FAILED
-    assert "pre-flight check error" in result.err
+    # The findings themselves, with file and line, not a pointer to `check`.
+    assert "how-microneedling-works.md:10: editing marker 'TK'" in result.err
+    assert "(marker-left)" in result.err and "nothing was sent" in result.err
     assert not sending.outbox.exists()
 
 
@@ -327,7 +334,7 @@ def test_resend_uncertain_reopens_a_finished_send(sending, cli):
     record = start(sending)
     queue = WorkQueue(sending.engine)
     worker = queue.register_worker(record.id)
-    queue.mark_handed(queue.claim(record.id, worker, 2))  # handed over, then "crash"
+    hand_over(queue, queue.claim(record.id, worker, 2))  # handed over, then "crash"
     from newsletter.infra.db.schema import workers
 
     with sending.engine.begin() as connection:
@@ -362,7 +369,7 @@ def test_a_batch_taken_over_is_not_sent(sending):
             .where(deliveries.c.id == batch.claims[0].delivery_id)
             .values(claimed_by="someone-else/1")
         )
-    assert queue.mark_handed(batch) is False
+    assert hand_over(queue, batch) is False
 
 
 def test_retries_of_a_cancelled_send_end_skipped(sending):
@@ -371,7 +378,7 @@ def test_retries_of_a_cancelled_send_end_skipped(sending):
     ledger, queue = Ledger(sending.engine), WorkQueue(sending.engine)
     worker = queue.register_worker(record.id)
     batch = queue.claim(record.id, worker, 2)
-    queue.mark_handed(batch)
+    hand_over(queue, batch)
     ledger.cancel(record.id)
     from newsletter.services.claims import Verdict
 

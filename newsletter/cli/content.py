@@ -89,7 +89,7 @@ def issues_list(as_json: JsonFlag = False) -> None:
     out.print(f"{len(issues)} issue(s)")
 
 
-def _show_findings(findings: list[Finding], console: Console = out) -> None:
+def show_findings(findings: list[Finding], console: Console = out) -> None:
     for f in findings:
         style = "red" if f.severity == Severity.ERROR else "yellow"
         where = f"{f.where}: " if f.where else ""
@@ -127,7 +127,7 @@ def check(issue: IssueArg, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(_build_json(build))
     else:
-        _show_findings(build.findings)
+        show_findings(build.findings)
     _exit_for(build)
 
 
@@ -149,7 +149,7 @@ def build(
     if as_json:
         print_json(_build_json(result, files={k: str(v) for k, v in written.items()}))
     else:
-        _show_findings(result.findings)
+        show_findings(result.findings)
         out.print(f"HTML: {written['index.html']}")
         out.print(f"Text: {written['index.txt']}")
     _exit_for(result)
@@ -170,7 +170,7 @@ def preview(
     builder = Builder(open_current_workspace())
     result = builder.build(issue)
     path = write_preview(builder, result, out_file)
-    _show_findings(result.findings, err)  # stdout carries only the path, for scripts
+    show_findings(result.findings, err)  # stdout carries only the path, for scripts
     out.print(str(path))
     if open_browser:
         webbrowser.open(path.resolve().as_uri())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Annotated
 
 import typer
@@ -19,23 +20,36 @@ from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
 from newsletter.cli.app import sends_app as group
+from newsletter.cli.content import show_findings
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.errors import ExitStatus, InputError
 from newsletter.infra.db.engine import connect
-from newsletter.infra.transports.factory import make_transport, transport_settings
+from newsletter.infra.signals import graceful_stop
+from newsletter.infra.transports.factory import make_transport
 from newsletter.infra.workspace import Workspace
-from newsletter.services.dispatch import Dispatcher, SendOptions
-from newsletter.services.ledger import Ledger, SendRecord
+from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
 from newsletter.services.links import list_identity, signer
 from newsletter.services.sending import (
+    ChecksFailed,
+    SendPlan,
+    TestOutcome,
     build_for_sending,
     create_send,
+    dispatcher_for,
     dry_run,
-    prepare,
+    options_for,
+    outbox_folder,
+    plan_send,
+    probe,
+    resend_uncertain,
     test_send,
 )
 
 SendId = Annotated[int, typer.Argument(help="The send's number (see `newsletter sends list`).")]
+
+
+class Aborted(InputError):
+    """The editor said no at the prompt."""
 
 
 @app.command(
@@ -61,7 +75,8 @@ def send(
         ),
     ] = None,
     topic: Annotated[
-        str | None, typer.Option("--topic", help="Only subscribers following this topic.")
+        str | None,
+        typer.Option("--topic", help="Subscribers following this topic, or following none."),
     ] = None,
     transport: Annotated[
         str | None,
@@ -82,12 +97,24 @@ def send(
             help="Recipients per claim (default: 1000 for sendgrid, else 100).",
         ),
     ] = None,
-    resend_uncertain: Annotated[
+    resend_uncertain_: Annotated[
         bool,
         typer.Option(
             "--resend-uncertain",
             help="With --resume: send again to recipients whose outcome is unknown.",
         ),
+    ] = False,
+    again: Annotated[
+        bool, typer.Option("--again", help="Send an issue that was already sent.")
+    ] = False,
+    if_unsent: Annotated[
+        bool,
+        typer.Option(
+            "--if-unsent", help="If the issue was already sent, say so and exit 0 (for scripts)."
+        ),
+    ] = False,
+    allow_draft: Annotated[
+        bool, typer.Option("--allow-draft", help="Send an issue marked `status: draft`.")
     ] = False,
     dry: Annotated[
         bool, typer.Option("--dry-run", help="Everything except the transport.")
@@ -95,112 +122,218 @@ def send(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Send an issue to every active subscriber, or resume a send; crash-safe, never twice."""
+    """Send an issue to every active subscriber once, or resume a send; crash-safe."""
     workspace = open_current_workspace()
     if (issue is None) == (resume is None):
         raise InputError("give an ISSUE to send, or --resume SEND_ID (not both)")
-    if resend_uncertain and resume is None:
+    if resend_uncertain_ and resume is None:
         raise InputError("--resend-uncertain goes with --resume SEND_ID")
-    if resume is not None and (to or dry or topic):
-        raise InputError("--to, --dry-run and --topic start a new send; not with --resume")
+    if resume is not None and (to or dry or topic or again or allow_draft):
+        raise InputError(
+            "--to, --dry-run, --topic, --again and --allow-draft start a new send; "
+            "not with --resume"
+        )
     with connect(workspace.database_url) as engine:
         ledger = Ledger(engine)
         if resume is not None:
             record = ledger.get(resume)
             if transport and transport != record.transport:
                 raise InputError(f"send #{resume} goes through {record.transport}, not {transport}")
-            name = record.transport
-            if resend_uncertain:
-                count = ledger.resend_uncertain(resume)
-                err.print(f"send #{resume}: {count} uncertain recipient(s) queued again")
-            _run(workspace, ledger, record, name, rate, concurrency, batch_size, as_json)
+            if resend_uncertain_:
+                requeued = resend_uncertain(ledger, resume)
+                err.print(
+                    f"send #{resume}: {requeued.count} uncertain recipient(s) queued again"
+                    + (
+                        f", {requeued.from_recovery} of them from the crash just recovered"
+                        if requeued.from_recovery
+                        else ""
+                    )
+                )
+                record = ledger.get(resume)
+            _run(workspace, ledger, record, rate, concurrency, batch_size, as_json)
             return
         assert issue is not None
-        name = transport or workspace.settings.transport
         if to:
-            build = build_for_sending(workspace, issue)
-            sender = make_transport(workspace, name)
-            try:
-                outcomes = test_send(workspace, build, sender, to)
-            finally:
-                sender.close()
-            _report_test(outcomes, as_json)
+            _test_send(workspace, issue, transport, to, as_json)
             return
-        keys = signer(workspace, allow_generated=name == "outbox")
+        try:
+            plan = plan_send(
+                workspace,
+                engine,
+                issue,
+                topic=topic,
+                transport=transport,
+                again=again or dry,
+                allow_draft=allow_draft,
+            )
+        except ChecksFailed as exc:
+            if not as_json:
+                show_findings(exc.findings, err)
+            raise
+        except AlreadySent as exc:
+            if not if_unsent:
+                raise
+            _already_sent(workspace, exc, as_json)
+            return
+        if not as_json and plan.warnings:
+            show_findings(plan.warnings, err)
         if dry:
-            build = build_for_sending(workspace, issue)
-            counts = dry_run(
-                workspace, engine, build, list_identity(workspace.settings), keys, topic
-            )
-            if as_json:
-                print_json({"dry_run": True, "issue": build.issue.slug, "outcomes": counts})
-            else:
-                for outcome, n in counts.items():
-                    out.print(f"{outcome}: {n}")
-                out.print("dry run: nothing was sent")
+            _dry_run(workspace, engine, plan, as_json)
             return
-        prepared = prepare(workspace, engine, issue, topic)
-        if prepared.audience == 0:
-            raise InputError("no active subscribers" + (f" follow '{topic}'" if topic else ""))
-        subject = prepared.build.rendered.subject
         if not yes:
-            if not sys.stdin.isatty():
-                raise InputError("sending needs --yes when not run interactively")
-            typer.confirm(
-                f"Send “{subject}” to {prepared.audience} subscriber(s) via {name}?", abort=True
-            )
-        make_transport(workspace, name).close()  # a misconfigured transport fails here
-        record = create_send(ledger, prepared, name, topic)
-        err.print(f"send #{record.id}: {record.total} recipient(s), via {name}")
-        _run(workspace, ledger, record, name, rate, concurrency, batch_size, as_json)
+            _confirm(plan)
+        sender = make_transport(workspace, plan.transport)
+        try:
+            probe(sender)  # a server that is down or refuses us: exit 69, no send created
+        finally:
+            sender.close()
+        record = create_send(ledger, plan, again=again)
+        err.print(f"send #{record.id}: {record.total} recipient(s), via {record.transport}")
+        _run(workspace, ledger, record, rate, concurrency, batch_size, as_json)
+
+
+def _confirm(plan: SendPlan) -> None:
+    if not sys.stdin.isatty():
+        raise InputError("sending needs --yes when not run interactively")
+    if plan.earlier is not None:
+        e = plan.earlier
+        err.print(
+            f"[yellow]{plan.build.issue.slug} was already sent:[/yellow] send #{e.id} on "
+            f"{e.created_at:%Y-%m-%d %H:%M} UTC to {e.total} recipient(s); this sends it again."
+        )
+    who = plan.audience.describe()
+    question = (
+        f"Send “{plan.build.rendered.subject}” to {plan.size} subscriber(s)"
+        + (f" ({who})" if plan.audience.topic else "")
+        + f" via {plan.transport}"
+        + (" AGAIN" if plan.earlier else "")
+        + "?"
+    )
+    if not typer.confirm(question, default=False):
+        raise Aborted("aborted: nothing was sent")
+
+
+def _already_sent(workspace: Workspace, exc: AlreadySent, as_json: bool) -> None:
+    earlier = exc.earlier
+    folder = outbox_folder(workspace, earlier.id) if earlier.transport == "outbox" else None
+    if as_json:
+        print_json({"already_sent": earlier.to_dict(), "outbox": str(folder) if folder else None})
+        return
+    out.print(Text(str(exc).split("; add --again")[0]))
+    if folder is not None:
+        out.print(Text(f"messages are in {folder}/"))
+
+
+def _dry_run(workspace: Workspace, engine: object, plan: SendPlan, as_json: bool) -> None:
+    keys = signer(workspace, allow_generated=plan.transport == "outbox")
+    counts = dry_run(
+        workspace,
+        engine,  # type: ignore[arg-type]
+        plan.build,
+        list_identity(workspace.settings),
+        keys,
+        plan.audience,
+    )
+    if as_json:
+        print_json(
+            {
+                "dry_run": True,
+                "issue": plan.build.issue.slug,
+                "audience": plan.size,
+                "topic": plan.audience.topic,
+                "already_sent": plan.earlier.to_dict() if plan.earlier else None,
+                "outcomes": counts,
+            }
+        )
+        return
+    for outcome, n in counts.items():
+        out.print(f"{outcome}: {n}")
+    if plan.earlier is not None:
+        earlier = plan.earlier.id
+        out.print(Text(f"note: already sent as send #{earlier} (a real send needs --again)"))
+    out.print("dry run: nothing was sent")
+
+
+def _test_send(
+    workspace: Workspace,
+    issue: str,
+    transport: str | None,
+    to: list[str],
+    as_json: bool,
+) -> None:
+    build = build_for_sending(workspace, issue, allow_draft=True)
+    sender = make_transport(workspace, transport or workspace.settings.transport)
+    try:
+        outcomes = test_send(workspace, build, sender, to)
+    finally:
+        sender.close()
+    _report_test(outcomes, as_json)
 
 
 def _run(
     workspace: Workspace,
     ledger: Ledger,
     record: SendRecord,
-    name: str,
     rate: float | None,
     concurrency: int | None,
     batch_size: int | None,
     as_json: bool,
 ) -> None:
-    configured = transport_settings(workspace, name)
-    options = SendOptions(
-        batch_size=batch_size or (1000 if name == "sendgrid" else 100),
-        concurrency=concurrency or configured.concurrency,
-        rate=rate or configured.rate,
+    options = options_for(
+        workspace, record.transport, rate=rate, concurrency=concurrency, batch_size=batch_size
     )
-    keys = signer(workspace, allow_generated=name == "outbox")
     done_before = sum(record.counts[s] for s in ("sent", "failed", "skipped", "uncertain"))
     with Progress(
         TextColumn(f"send #{record.id}"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[note]}"),
         TimeRemainingColumn(),
         console=err,
         disable=as_json,
     ) as progress:
-        task = progress.add_task("send", total=record.total, completed=done_before, rate="")
+        task = progress.add_task("send", total=record.total, completed=done_before, note="")
+        said: dict[str, float] = {}
 
-        def advance(handled: int) -> None:
-            progress.advance(task, handled)
+        def handled(count: int) -> None:
+            progress.advance(task, count)
             speed = progress.tasks[0].speed
-            progress.update(task, rate=f"{speed:,.0f}/s" if speed else "")
+            progress.update(task, note=f"{speed:,.0f}/s" if speed else "")
 
-        dispatcher = Dispatcher(
-            ledger,
-            make_transport(workspace, name),
-            list_identity(workspace.settings),
-            keys,
-            options,
-            advance,
+        def waiting(seconds: float, reason: str) -> None:
+            note = f"retrying in {seconds:.0f} s: {reason}"
+            progress.update(task, note=note)
+            # Without a terminal the bar is not drawn: say it in a line, now and then.
+            if (
+                not err.is_terminal
+                and not as_json
+                and time.monotonic() - said.get(reason, -60.0) >= 60.0
+            ):
+                said[reason] = time.monotonic()
+                err.print(Text(f"send #{record.id}: {note}"))
+
+        dispatcher = dispatcher_for(
+            workspace, ledger, record, options, on_handled=handled, on_waiting=waiting
         )
-        final = dispatcher.run(record.id)
+
+        def stop(signum: int) -> None:
+            progress.update(task, note="stopping: finishing the messages under way")
+            dispatcher.request_stop()
+
+        with graceful_stop(stop):
+            final = dispatcher.run(record.id)
     _summary(final, as_json)
+    if dispatcher.interrupted:
+        left = final.counts["queued"] + final.counts["claimed"]
+        err.print(
+            f"send #{final.id} stopped; {left} recipient(s) left: "
+            f"continue with `newsletter send --resume {final.id}`"
+        )
+        raise typer.Exit(ExitStatus.SEND_INCOMPLETE)
     if final.status != SendStatus.DONE:
+        if final.status == SendStatus.PAUSED and final.status_reason:
+            err.print(Text(f"send #{final.id} paused: {final.status_reason}"))
         raise typer.Exit(ExitStatus.SEND_INCOMPLETE)
 
 
@@ -231,17 +364,18 @@ def _summary(record: SendRecord, as_json: bool) -> None:
         )
 
 
-def _report_test(outcomes: list, as_json: bool) -> None:  # type: ignore[type-arg]
+def _report_test(outcomes: list[TestOutcome], as_json: bool) -> None:
     if as_json:
         print_json([o.__dict__ for o in outcomes])
-        return
-    for outcome in outcomes:
-        out.print(
-            Text(
-                f"{outcome.key}: {outcome.result}"
-                + (f" ({outcome.error})" if outcome.error else "")
+    else:
+        for outcome in outcomes:
+            out.print(
+                Text(
+                    f"{outcome.address}: {outcome.result}"
+                    + (f" ({outcome.error})" if outcome.error else "")
+                    + (f" -> {outcome.path}" if outcome.path else "")
+                )
             )
-        )
     if any(o.result != "sent" for o in outcomes):
         raise typer.Exit(ExitStatus.SEND_INCOMPLETE)
 
@@ -289,10 +423,12 @@ def sends_show(send_id: SendId, as_json: JsonFlag = False) -> None:
         record = ledger.get(send_id)
         uncertain = ledger.deliveries_in(send_id, DeliveryStatus.UNCERTAIN)
         failed = ledger.deliveries_in(send_id, DeliveryStatus.FAILED)
+        retrying = ledger.retrying(send_id)
     if as_json:
         print_json(
             {
                 **record.to_dict(),
+                "retrying": retrying.__dict__,
                 "uncertain": [
                     {"subscriber_id": i, "email": e, "error": m} for i, e, m in uncertain
                 ],
@@ -306,6 +442,13 @@ def sends_show(send_id: SendId, as_json: JsonFlag = False) -> None:
         + (f", topic {record.topic}" if record.topic else "")
     )
     _summary(record, as_json=False)
+    if retrying.count and retrying.next_at is not None:
+        out.print(
+            Text(
+                f"retrying: {retrying.count} recipient(s), next attempt at "
+                f"{retrying.next_at:%Y-%m-%d %H:%M:%S} UTC (last error: {retrying.last_error})"
+            )
+        )
     for label, rows in (("uncertain", uncertain), ("failed", failed)):
         if rows:
             out.print(f"{label}:")

@@ -87,6 +87,19 @@ class OutboxSettings(_Table):
     concurrency: PositiveInt = 1
 
 
+class SendingSettings(_Table):
+    """How the delivery engine retries and when it gives up (for every transport)."""
+
+    # Transient failures wait about base, 2*base, 4*base ... (capped at 10 minutes):
+    # with 30 s and 8 attempts that spans about 35 minutes, enough for greylisting.
+    retry_base_seconds: PositiveFloat = 30.0
+    max_attempts: PositiveInt = 8
+    # The send pauses after this many failed recipients in a row ...
+    pause_after_failures: PositiveInt = 50
+    # ... or after this many rounds (every thread trying once) of an unreachable server.
+    pause_after_unreachable: PositiveInt = 4
+
+
 class UtmSettings(_Table):
     """UTM tagging of links; off unless `source` is set."""
 
@@ -143,6 +156,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sendgrid: SendgridSettings = Field(default_factory=SendgridSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    sending: SendingSettings = Field(default_factory=SendingSettings)
     utm: UtmSettings = Field(default_factory=UtmSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     web: WebSettings = Field(default_factory=WebSettings)

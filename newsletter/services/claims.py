@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    Connection,
     Engine,
     and_,
     bindparam,
@@ -203,21 +204,7 @@ class WorkQueue:
             if not taken:
                 return Batch(batch_id, send_id, [])
             person = subscribers.c
-            # Judged in SQL: no timestamps to parse back, no per-row Python for the usual case.
-            skip = case(
-                (
-                    or_(person.erased_at.is_not(None), person.email.is_(None)),
-                    literal("subscriber erased"),
-                ),
-                (
-                    person.status != str(Status.ACTIVE),
-                    literal("subscriber ") + person.status + literal(" before their turn"),
-                ),
-                (
-                    and_(person.paused_until.is_not(None), person.paused_until > at),
-                    literal("subscriber paused"),
-                ),
-            )
+            skip = skip_reason(at)
             rows = connection.execute(
                 select(
                     deliveries.c.id,
@@ -247,31 +234,48 @@ class WorkQueue:
                 )
         return Batch(batch_id, send_id, claimed)
 
-    def mark_handed(self, batch: Batch) -> bool:
-        """Committed before the transport call: from here on a crash means "uncertain".
-        False if some rows are no longer this batch's (taken over): then send nothing."""
-        with self.engine.begin() as connection:
-            return connection.execute(
-                update(deliveries)
-                .where(*_in_batch(batch.send_id, batch.id))
-                .values(handed_at=now())
-            ).rowcount == len(batch.claims)
-
-    def release(self, batch: Batch) -> None:
-        """Give a batch back untouched (the transport refused it all, unsent)."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(deliveries)
-                .where(*_in_batch(batch.send_id, batch.id))
-                .values(status=str(DeliveryStatus.QUEUED), claimed_by=None, handed_at=None)
+    def blocked(self, send_id: int, worker_id: str) -> dict[int, str]:
+        """Subscribers in this worker's claimed batches who may no longer be sent to (they
+        unsubscribed, bounced, were erased or paused since the claim), with the reason."""
+        at = now()
+        reason = skip_reason(at)
+        query = (
+            select(deliveries.c.subscriber_id, reason)
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.status == str(DeliveryStatus.CLAIMED),
+                deliveries.c.claimed_by.startswith(f"{worker_id}/", autoescape=True),
+                reason.is_not(None),
             )
+        )
+        with self.reader.connect() as connection:
+            return {subscriber_id: why for subscriber_id, why in connection.execute(query)}
+
+    def checkpoint(
+        self, batch: Batch, verdicts: Sequence[Verdict], hand: Sequence[int] = ()
+    ) -> bool:
+        """In one transaction: write the outcomes so far, then mark the next deliveries
+        handed over (from here on a crash makes them "uncertain"). Only rows still this
+        batch's are touched, never a takeover's. False if some of `hand` were taken over:
+        then send none of them."""
+        with self.engine.begin() as connection:
+            if verdicts:
+                self._record(connection, batch, verdicts)
+            if not hand:
+                return True
+            query = update(deliveries).where(*_in_batch(batch.send_id, batch.id))
+            if len(hand) < len(batch.claims):
+                query = query.where(deliveries.c.id.in_(hand))
+            return connection.execute(query.values(handed_at=now())).rowcount == len(hand)
 
     def record(self, batch: Batch, verdicts: Sequence[Verdict]) -> None:
-        """Write each delivery's outcome, only where the row is still this batch's (never
-        over a takeover). When most verdicts are alike (a provider accepted the request)
-        they are written with one statement over the batch; the rest row by row."""
-        if not verdicts:
-            return
+        self.checkpoint(batch, verdicts)
+
+    def _record(self, connection: Connection, batch: Batch, verdicts: Sequence[Verdict]) -> None:
+        """Write each delivery's outcome. When most verdicts of a whole batch are alike (a
+        provider accepted the request) they are written with one statement over the batch;
+        the rest row by row through the primary key."""
         at = now()
         groups: dict[tuple[Any, ...], list[int]] = {}
         for v in verdicts:
@@ -279,29 +283,28 @@ class WorkQueue:
             groups.setdefault(key, []).append(v.delivery_id)
         largest = max(groups, key=lambda key: len(groups[key]))
         whole = len(groups[largest]) > 1 and len(verdicts) == len(batch.claims)
-        with self.engine.begin() as connection:
-            cancelled = connection.execute(
-                select(sends.c.status).where(sends.c.id == batch.send_id)
-            ).scalar() == str(SendStatus.CANCELLED)
-            rows = [
-                {"_id": delivery_id, **_outcome_values(key, at, cancelled)}
-                for key, ids in groups.items()
-                if not (whole and key == largest)
-                for delivery_id in ids
-            ]
-            if rows:
-                connection.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("_id"), *_in_batch(batch.send_id, batch.id))
-                    .values({name: bindparam(name) for name in rows[0] if name != "_id"}),
-                    rows,
-                )
-            if whole:  # after the others: what is still claimed by the batch is this group
-                connection.execute(
-                    update(deliveries)
-                    .where(*_in_batch(batch.send_id, batch.id))
-                    .values(**_outcome_values(largest, at, cancelled))
-                )
+        cancelled = connection.execute(
+            select(sends.c.status).where(sends.c.id == batch.send_id)
+        ).scalar() == str(SendStatus.CANCELLED)
+        rows = [
+            {"_id": delivery_id, **_outcome_values(key, at, cancelled)}
+            for key, ids in groups.items()
+            if not (whole and key == largest)
+            for delivery_id in ids
+        ]
+        if rows:
+            connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("_id"), *_in_batch(batch.send_id, batch.id))
+                .values({name: bindparam(name) for name in rows[0] if name != "_id"}),
+                rows,
+            )
+        if whole:  # after the others: what is still claimed by the batch is this group
+            connection.execute(
+                update(deliveries)
+                .where(*_in_batch(batch.send_id, batch.id))
+                .values(**_outcome_values(largest, at, cancelled))
+            )
 
     def pending(self, send_id: int) -> tuple[int, int, datetime | None]:
         """(queued, claimed, the soonest next attempt of queued rows)."""
@@ -329,6 +332,26 @@ class WorkQueue:
             counts.get(str(DeliveryStatus.CLAIMED), 0),
             utc(soonest),
         )
+
+
+def skip_reason(at: datetime) -> Any:
+    """Why a subscriber may no longer be sent to, judged in SQL (NULL: go ahead): no
+    timestamps to parse back, no per-row Python for the usual case."""
+    person = subscribers.c
+    return case(
+        (
+            or_(person.erased_at.is_not(None), person.email.is_(None)),
+            literal("subscriber erased"),
+        ),
+        (
+            person.status != str(Status.ACTIVE),
+            literal("subscriber ") + person.status + literal(" before their turn"),
+        ),
+        (
+            and_(person.paused_until.is_not(None), person.paused_until > at),
+            literal("subscriber paused"),
+        ),
+    )
 
 
 def _outcome_values(key: tuple[Any, ...], at: datetime, cancelled: bool) -> dict[str, Any]:

@@ -6,6 +6,7 @@ either way: an invalid token, an unknown subscriber and an erased one all read a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +17,7 @@ from newsletter.domain.subscriber import SUPPRESSED, Status, SubscriberRecord
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
 from newsletter.errors import InputError
 from newsletter.infra.settings import WebSettings
-from newsletter.infra.transports.base import Transport
+from newsletter.infra.transports.base import Result, Transport
 from newsletter.services.render import Renderer
 from newsletter.services.subscribers import (
     Context,
@@ -27,6 +28,8 @@ from newsletter.services.subscribers import (
 )
 
 CONFIRM_STREAM = "confirmations"
+
+log = logging.getLogger("newsletter.consent")
 
 
 @dataclass
@@ -160,4 +163,7 @@ class ConsentService:
             key=delivery_key(record.id),
             subscriber_id=record.id,
         )
-        self.transport.send(rendering.rendered, [recipient], stream=CONFIRM_STREAM)
+        # A transport yields outcomes as it goes: draining it is what sends.
+        for outcome in self.transport.send(rendering.rendered, [recipient], stream=CONFIRM_STREAM):
+            if outcome.result != Result.SENT:
+                log.warning("confirmation to subscriber %s: %s", record.id, outcome.error)

@@ -1,10 +1,12 @@
-"""A send's worker: claim a batch, personalize it from the one frozen render, mark it
-handed over (committed), call the transport, record each recipient's outcome.
+"""A send's worker: claim a batch, personalize it from the one frozen render, and hand it to
+the transport recipient by recipient (`Handover`), recording outcomes as they come.
 
 Several threads of one process, and several processes on several machines (PostgreSQL),
 can work on one send; each claim is theirs alone. A crash leaves claimed rows that were
-never handed over (they go back to the queue) or handed over with no outcome (they become
-uncertain, listed by `sends show` and resent only on request).
+never handed over (they go back to the queue) or handed over with no outcome (at most one
+window per thread: they become uncertain, listed by `sends show` and resent only on
+request). `request_stop` (SIGTERM, SIGINT) lets every message in the transport's hands
+finish, records it, and gives the rest of the claims back: nothing is left uncertain.
 """
 
 from __future__ import annotations
@@ -20,13 +22,22 @@ from newsletter.domain.list_headers import ListIdentity, recipient_links
 from newsletter.domain.personalize import Recipient, RenderedIssue, delivery_key
 from newsletter.domain.subscriber import first_name_of
 from newsletter.domain.tokens import Signer
-from newsletter.infra.transports.base import Outcome, Result, Transport, TransportFatal
+from newsletter.infra.transports.base import (
+    Outcome,
+    Result,
+    Transport,
+    TransportFatal,
+    TransportUnavailable,
+)
 from newsletter.services.claims import Batch, Claimed, Verdict, WorkQueue
+from newsletter.services.handover import WINDOW, Handover
 from newsletter.services.ledger import Ledger, SendRecord
 from newsletter.services.subscribers import now
 from newsletter.services.throttle import TokenBucket
+from newsletter.services.watch import StatusWatch
 
 HEARTBEAT_SECONDS = 10.0
+JOIN_POLL_SECONDS = 0.2  # the main thread wakes this often to run signal handlers
 log = logging.getLogger("newsletter.dispatch")
 
 
@@ -39,7 +50,10 @@ class SendOptions:
     # long enough for greylisting and short provider outages.
     max_attempts: int = 8
     max_consecutive_failures: int = 50
+    # Rounds (each thread trying once) of an unreachable server before the send pauses.
+    max_unreachable_rounds: int = 4
     backoff_base: float = 30.0
+    window: int = WINDOW  # recipients handed over per commit, for per-message transports
 
 
 def recipient_for(
@@ -67,11 +81,14 @@ class _Shared:
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     consecutive_failures: int = 0
+    unreachable: int = 0  # transport calls in a row that could not reach the server
     last_error: str | None = None
     errors: list[BaseException] = field(default_factory=list)
 
 
 class Dispatcher:
+    """Works on one send per `run`; `request_stop` may come from a signal handler."""
+
     def __init__(
         self,
         ledger: Ledger,
@@ -79,7 +96,8 @@ class Dispatcher:
         identity: ListIdentity,
         signer: Signer,
         options: SendOptions,
-        on_batch: Callable[[int], None] | None = None,
+        on_handled: Callable[[int], None] | None = None,
+        on_waiting: Callable[[float, str], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.queue = WorkQueue(ledger.engine)
@@ -87,31 +105,48 @@ class Dispatcher:
         self.identity = identity
         self.signer = signer
         self.options = options
-        self.on_batch = on_batch or (lambda handled: None)
+        self.on_handled = on_handled or (lambda handled: None)
+        self.on_waiting = on_waiting or (lambda seconds, reason: None)
         self.bucket = TokenBucket(options.rate)
+        self.stopped = threading.Event()  # set by request_stop, a pause or an error
+        self.interrupted = False  # a stop was requested (not a pause or an error)
+
+    def request_stop(self) -> None:
+        """Stop claiming; let messages in the transport's hands finish; give the rest back."""
+        self.interrupted = True
+        self.stopped.set()
 
     def run(self, send_id: int) -> SendRecord:
-        """Work on the send until nothing is left for this process, or it is paused."""
+        """Work on the send until nothing is left for this process, it is paused, or a stop
+        was requested."""
         ledger = self.ledger
         self.queue.recover(send_id)
-        if not ledger.set_status(
+        if self.stopped.is_set() or not ledger.set_status(
             send_id, SendStatus.SENDING, only_from=(SendStatus.QUEUED, SendStatus.SENDING)
         ):
             return ledger.get(send_id)  # paused, cancelled or done: nothing to do
         rendered = ledger.rendered(send_id)
         worker = self.queue.register_worker(send_id)
-        shared = _Shared()
+        shared = _Shared(stop=self.stopped)
+        watch = StatusWatch(self.queue, send_id, worker)
         beat = threading.Thread(target=self._heartbeat, args=(worker, shared), daemon=True)
         beat.start()
         threads = [
-            threading.Thread(target=self._work, args=(send_id, worker, rendered, shared))
-            for _ in range(max(1, self.options.concurrency))
+            threading.Thread(
+                target=self._work,
+                args=(send_id, worker, rendered, watch, shared),
+                name=f"send-{send_id}-{n}",
+            )
+            for n in range(max(1, self.options.concurrency))
         ]
         try:
             for thread in threads:
                 thread.start()
             for thread in threads:
-                thread.join()
+                # Joined in short waits: signal handlers run in this thread, between waits,
+                # and the process never gets past here while a worker thread still runs.
+                while thread.is_alive():
+                    thread.join(JOIN_POLL_SECONDS)
         finally:
             shared.stop.set()
             beat.join(timeout=HEARTBEAT_SECONDS)
@@ -128,7 +163,14 @@ class Dispatcher:
             except Exception:  # a missed beat is retried; a silent worker loses its claims
                 log.warning("heartbeat of worker %s failed", worker, exc_info=True)
 
-    def _work(self, send_id: int, worker: str, rendered: RenderedIssue, shared: _Shared) -> None:
+    def _work(
+        self,
+        send_id: int,
+        worker: str,
+        rendered: RenderedIssue,
+        watch: StatusWatch,
+        shared: _Shared,
+    ) -> None:
         try:
             while not shared.stop.is_set():
                 if self.ledger.status(send_id) != SendStatus.SENDING:
@@ -142,7 +184,7 @@ class Dispatcher:
                     if self._idle(send_id, shared):
                         return
                     continue
-                self._deliver(batch, rendered, shared)
+                self._deliver(batch, rendered, watch, shared)
         except BaseException as exc:  # surface in the main thread; stop the others
             shared.errors.append(exc)
             shared.stop.set()
@@ -158,60 +200,67 @@ class Dispatcher:
             self.queue.recover(send_id)  # other workers: alive, or to be taken over
         wait = 0.5
         if queued and soonest is not None:
-            wait = max(0.05, min(1.0, (soonest - now()).total_seconds()))
+            due_in = (soonest - now()).total_seconds()
+            wait = max(0.05, min(1.0, due_in))
+            if due_in > 1.0 and not claimed:
+                self.on_waiting(due_in, shared.last_error or "waiting to retry")
         shared.stop.wait(wait)
         return False
 
-    def _deliver(self, batch: Batch, rendered: RenderedIssue, shared: _Shared) -> None:
-        send_id, claimed = batch.send_id, batch.claims
-        recipients = [recipient_for(c, self.identity, self.signer, send_id) for c in claimed]
-        by_key = {r.key: c for r, c in zip(recipients, claimed, strict=True)}
-        if not self.queue.mark_handed(batch):
-            self.queue.release(batch)  # some rows were taken over: send none of them
-            return
+    def _deliver(
+        self, batch: Batch, rendered: RenderedIssue, watch: StatusWatch, shared: _Shared
+    ) -> None:
+        send_id = batch.send_id
+        handover = Handover(
+            self.queue,
+            batch,
+            [recipient_for(c, self.identity, self.signer, send_id) for c in batch.claims],
+            watch,
+            shared.stop,
+            self._verdict,
+            window=self.options.window if self.transport.per_message else None,
+            on_handled=self.on_handled,
+        )
         try:
-            outcomes = self.transport.send(rendered, recipients, stream=stream_of(send_id))
+            for outcome in self.transport.send(
+                rendered, handover.recipients(), stream=stream_of(send_id)
+            ):
+                handover.accept(outcome)
+                self._watch_failures(send_id, outcome, shared)
         except TransportFatal as exc:
-            self.queue.release(batch)  # the transport guarantees none of them went out
+            # The transport guarantees that what it did not answer for did not go out.
+            handover.finish(DeliveryStatus.QUEUED, f"transport refused: {exc}")
             self._pause(send_id, f"transport refused: {exc}", shared)
-            return
+        except TransportUnavailable as exc:
+            self._unreachable(handover, str(exc), shared)
         except Exception as exc:
-            # Unknown state: the batch may or may not have gone out.
-            self.queue.record(
-                batch,
-                [
-                    Verdict(
-                        c.delivery_id,
-                        DeliveryStatus.UNCERTAIN,
-                        c.attempts + 1,
-                        error=f"transport error: {exc}",
-                    )
-                    for c in claimed
-                ],
-            )
+            if handover.failure is not None:
+                raise handover.failure from None  # ours (the database), not the transport's
+            # Unknown state: what was handed over may or may not have gone out.
+            handover.finish(DeliveryStatus.UNCERTAIN, f"transport error: {exc}")
             self._pause(send_id, f"transport error: {exc}", shared)
-            return
-        verdicts = [self._verdict(by_key[o.key], o) for o in outcomes if o.key in by_key]
-        answered = {o.key for o in outcomes}
-        verdicts += [  # a transport that forgot someone: we cannot know, so say so
-            Verdict(
-                c.delivery_id,
-                DeliveryStatus.UNCERTAIN,
-                c.attempts + 1,
-                error="the transport reported no outcome",
-            )
-            for key, c in by_key.items()
-            if key not in answered
-        ]
-        self.queue.record(batch, verdicts)
-        self._watch_failures(send_id, outcomes, shared)
-        self.on_batch(sum(1 for v in verdicts if v.status != DeliveryStatus.QUEUED))
+        else:
+            if handover.failure is not None:
+                raise handover.failure
+            # A transport that forgot someone: we cannot know, so say so.
+            handover.finish(DeliveryStatus.UNCERTAIN, "the transport reported no outcome")
+
+    def _unreachable(self, handover: Handover, reason: str, shared: _Shared) -> None:
+        """Nothing left: back to the queue after a delay that grows with each round; after
+        `max_unreachable_rounds` rounds the send pauses, saying why."""
+        threads = max(1, self.options.concurrency)
+        with shared.lock:
+            shared.unreachable += 1
+            shared.last_error = reason
+            rounds = (shared.unreachable + threads - 1) // threads
+        delay = backoff_delay(rounds, base=self.options.backoff_base)
+        handover.finish(DeliveryStatus.QUEUED, reason, now() + timedelta(seconds=delay))
+        if rounds >= self.options.max_unreachable_rounds:
+            self._pause(send_id=handover.batch.send_id, reason=reason, shared=shared)
+        else:
+            self.on_waiting(delay, reason)
 
     def _verdict(self, claim: Claimed, outcome: Outcome) -> Verdict:
-        if not outcome.attempted:  # never tried (the connection broke before): costs nothing
-            return Verdict(
-                claim.delivery_id, DeliveryStatus.QUEUED, claim.attempts, error=outcome.error
-            )
         attempts = claim.attempts + 1
         if outcome.result == Result.SENT:
             return Verdict(claim.delivery_id, DeliveryStatus.SENT, attempts, outcome.provider_id)
@@ -237,15 +286,18 @@ class Dispatcher:
             next_attempt_at=now() + timedelta(seconds=delay),
         )
 
-    def _watch_failures(self, send_id: int, outcomes: list[Outcome], shared: _Shared) -> None:
+    def _watch_failures(self, send_id: int, outcome: Outcome, shared: _Shared) -> None:
         """Too many failures in a row pause the send instead of burning the list."""
+        if outcome.result == Result.SENT:
+            if shared.consecutive_failures or shared.unreachable:
+                with shared.lock:
+                    shared.consecutive_failures = shared.unreachable = 0
+            return
+        if outcome.result == Result.UNCERTAIN:
+            return
         with shared.lock:
-            for outcome in outcomes:
-                if outcome.result == Result.SENT:
-                    shared.consecutive_failures = 0
-                elif outcome.attempted and outcome.result in (Result.FAILED, Result.RETRY):
-                    shared.consecutive_failures += 1
-                    shared.last_error = outcome.error
+            shared.consecutive_failures += 1
+            shared.last_error = outcome.error
             tripped = shared.consecutive_failures >= self.options.max_consecutive_failures
         if tripped:
             reason = f"{shared.consecutive_failures} failures in a row; last: {shared.last_error}"

@@ -4,20 +4,21 @@ per-recipient deliveries it snapshots. Working on the deliveries is `claims.Work
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.personalize import RenderedIssue
-from newsletter.domain.subscriber import Status
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends, subscribers
-from newsletter.services.subscribers import follows_topic, now, utc
+from newsletter.services.audience import Audience
+from newsletter.services.subscribers import now, utc
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,27 @@ class SendRecord:
         return {**self.__dict__, "status": str(self.status)}
 
 
+class AlreadySent(InputError):
+    """An issue goes out once unless the editor says `--again`."""
+
+    def __init__(self, earlier: SendRecord) -> None:
+        self.earlier = earlier
+        super().__init__(
+            f"{earlier.issue_slug} was already sent: send #{earlier.id} on "
+            f"{earlier.created_at:%Y-%m-%d %H:%M} UTC to {earlier.total} recipient(s) "
+            f"({earlier.status}); add --again to send it once more"
+        )
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """Deliveries waiting for another attempt, for `sends show`."""
+
+    count: int
+    next_at: datetime | None
+    last_error: str | None
+
+
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -48,11 +70,22 @@ class Ledger:
     # -- sends -----------------------------------------------------------------------------
 
     def create_send(
-        self, rendered: RenderedIssue, transport: str, topic: str | None = None
+        self,
+        rendered: RenderedIssue,
+        transport: str,
+        audience: Audience | None = None,
+        *,
+        again: bool = False,
     ) -> SendRecord:
-        """Freeze the render and snapshot the audience (active, not paused) in one go."""
+        """Freeze the render and snapshot the audience in one transaction; refuse an issue
+        that already has a send (not cancelled) unless `again`."""
+        audience = audience or Audience()
         at = now()
         with self.engine.begin() as connection:
+            _lock_issue(connection, rendered.slug)
+            earlier = self._earlier(connection, rendered.slug)
+            if earlier is not None and not again:
+                raise AlreadySent(earlier)
             send_id = connection.execute(
                 insert(sends)
                 .values(
@@ -63,25 +96,39 @@ class Ledger:
                     html=rendered.html,
                     text=rendered.text,
                     transport=transport,
-                    topic=topic,
+                    topic=audience.topic,
                     status=str(SendStatus.QUEUED),
                     created_at=at,
                 )
                 .returning(sends.c.id)
             ).scalar_one()
-            audience = select(
+            snapshot = select(
                 bindparam("send_id", send_id, type_=deliveries.c.send_id.type),
                 subscribers.c.id,
                 bindparam("queued", str(DeliveryStatus.QUEUED)),
-            ).where(*audience_filter(at, topic))
+            ).where(*audience.conditions(at))
             connection.execute(
-                insert(deliveries).from_select(["send_id", "subscriber_id", "status"], audience)
+                insert(deliveries).from_select(["send_id", "subscriber_id", "status"], snapshot)
             )
             total = connection.execute(
                 select(func.count()).where(deliveries.c.send_id == send_id)
             ).scalar_one()
             connection.execute(update(sends).where(sends.c.id == send_id).values(total=total))
         return self.get(send_id)
+
+    def earlier_send(self, slug: str) -> SendRecord | None:
+        """The latest send of this issue that was not cancelled, if any."""
+        with self.reader.connect() as connection:
+            return self._earlier(connection, slug)
+
+    def _earlier(self, connection: Connection, slug: str) -> SendRecord | None:
+        row = connection.execute(
+            select(sends)
+            .where(sends.c.issue_slug == slug, sends.c.status != str(SendStatus.CANCELLED))
+            .order_by(sends.c.id.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _record(row, {})
 
     def get(self, send_id: int) -> SendRecord:
         with self.reader.connect() as connection:
@@ -206,6 +253,24 @@ class Ledger:
                 )
             return count
 
+    def retrying(self, send_id: int) -> Retrying:
+        waiting = (
+            deliveries.c.send_id == send_id,
+            deliveries.c.status == str(DeliveryStatus.QUEUED),
+            deliveries.c.next_attempt_at.is_not(None),
+        )
+        with self.reader.connect() as connection:
+            count, next_at = connection.execute(
+                select(func.count(), func.min(deliveries.c.next_attempt_at)).where(*waiting)
+            ).one()
+            error = connection.execute(
+                select(deliveries.c.last_error)
+                .where(*waiting)
+                .order_by(deliveries.c.next_attempt_at.desc())
+                .limit(1)
+            ).scalar()
+        return Retrying(count, utc(next_at), error)
+
     def deliveries_in(self, send_id: int, status: DeliveryStatus) -> list[tuple[int, str, str]]:
         """(subscriber id, email, last error) of the deliveries in a state."""
         query = (
@@ -218,19 +283,12 @@ class Ledger:
             return [(r[0], r[1] or "(erased)", r[2] or "") for r in connection.execute(query)]
 
 
-def audience_filter(at: datetime, topic: str | None, *, with_paused: bool = False) -> list[Any]:
-    """Who a send goes to: active, not erased, not pausing (unless asked), following `topic`."""
-    conditions: list[Any] = [
-        subscribers.c.status == str(Status.ACTIVE),
-        subscribers.c.erased_at.is_(None),
-    ]
-    if not with_paused:
-        conditions.append(
-            or_(subscribers.c.paused_until.is_(None), subscribers.c.paused_until <= at)
-        )
-    if topic:
-        conditions.append(follows_topic(topic))
-    return conditions
+def _lock_issue(connection: Connection, slug: str) -> None:
+    """Two editors sending one issue at once: the second waits, then sees the first's send.
+    (SQLite's writers are serialized by BEGIN IMMEDIATE already.)"""
+    if connection.dialect.name == "postgresql":
+        key = zlib.crc32(f"issue:{slug}".encode())
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 def _record(row: Any, counts: dict[str, int]) -> SendRecord:

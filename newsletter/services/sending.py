@@ -1,80 +1,207 @@
-"""Starting sends: build and check the issue, snapshot the audience, and the two sends that
-stay outside the ledger (test sends to named addresses, dry runs)."""
+"""Starting and running sends: the gates before a send exists (checks, drafts, once per
+issue, topic, a reachable transport), the send itself, and the two sends that stay outside
+the ledger (test sends to named addresses, dry runs).
+
+The CLI and the scheduler call these; they only present what comes back.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
-from newsletter.domain.checks import Finding, has_errors
+from newsletter.domain.checks import Finding, Severity
 from newsletter.domain.list_headers import ListIdentity
 from newsletter.domain.message import MessageTemplate, message_id
 from newsletter.domain.personalize import Recipient
 from newsletter.domain.tokens import Signer
-from newsletter.errors import ExitStatus, InputError
+from newsletter.errors import ExitStatus, InputError, NewsletterError
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import subscribers
-from newsletter.infra.transports.base import Outcome, Transport
-from newsletter.infra.transports.factory import sender_of
+from newsletter.infra.transports.base import (
+    Outcome,
+    Transport,
+    TransportFatal,
+    TransportUnavailable,
+)
+from newsletter.infra.transports.factory import make_transport, sender_of, transport_settings
 from newsletter.infra.workspace import Workspace
+from newsletter.services.audience import Audience, check_topic
 from newsletter.services.build import Build, Builder, sample_recipient
-from newsletter.services.claims import Claimed
-from newsletter.services.dispatch import recipient_for
-from newsletter.services.ledger import Ledger, SendRecord, audience_filter
+from newsletter.services.claims import Claimed, WorkQueue
+from newsletter.services.dispatch import Dispatcher, SendOptions, recipient_for, stream_of
+from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
+from newsletter.services.links import list_identity, signer
 from newsletter.services.subscribers import now, parse_address, utc
 
 
 class ChecksFailed(InputError):
-    """Pre-flight errors: nothing is sent."""
+    """Pre-flight errors: nothing is sent. Carries the findings, to be shown."""
 
     exit_status = ExitStatus.CHECKS_FAILED
 
+    def __init__(self, slug: str, findings: list[Finding]) -> None:
+        self.findings = findings
+        errors = [f for f in findings if f.severity == Severity.ERROR]
+        first = errors[0]
+        where = f"{first.where}: " if first.where else ""
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        super().__init__(
+            f"{slug} fails its pre-flight checks, nothing was sent: {where}{first.message}{more}"
+        )
+
+
+class TransportDown(NewsletterError):
+    """The transport cannot be reached or refuses us: no send is created."""
+
+    exit_status = ExitStatus.UNAVAILABLE
+
 
 @dataclass(frozen=True)
-class Prepared:
+class SendPlan:
+    """An issue that passed every gate, and who it would go to."""
+
     build: Build
-    audience: int
+    audience: Audience
+    size: int
+    transport: str
+    earlier: SendRecord | None  # an earlier send of the issue (only with --again)
 
     @property
     def warnings(self) -> list[Finding]:
-        return self.build.findings
+        return [f for f in self.build.findings if f.severity == Severity.WARNING]
 
 
-def build_for_sending(workspace: Workspace, issue: str) -> Build:
+def build_for_sending(workspace: Workspace, issue: str, *, allow_draft: bool = False) -> Build:
     build = Builder(workspace).build(issue)
-    if has_errors(build.findings):
-        errors = sum(1 for f in build.findings if f.severity == "error")
-        raise ChecksFailed(
-            f"{errors} pre-flight check error(s) in {build.issue.slug}; "
-            f"run `newsletter check {build.issue.slug}` for details"
+    if any(f.severity == Severity.ERROR for f in build.findings):
+        raise ChecksFailed(build.issue.slug, build.findings)
+    if build.issue.meta.status == "draft" and not allow_draft:
+        draft = next((f for f in build.findings if f.code == "issue-draft"), None)
+        raise InputError(
+            "the issue is marked draft; set `status: ready` to send it (or --allow-draft)",
+            draft.file if draft else None,
+            draft.line if draft else None,
         )
     return build
 
 
-def audience_size(engine: Engine, topic: str | None) -> int:
-    with reading(engine).connect() as connection:
-        return connection.execute(
-            select(func.count()).select_from(subscribers).where(*audience_filter(now(), topic))
-        ).scalar_one()
+def plan_send(
+    workspace: Workspace,
+    engine: Engine,
+    issue: str,
+    *,
+    topic: str | None = None,
+    transport: str | None = None,
+    again: bool = False,
+    allow_draft: bool = False,
+) -> SendPlan:
+    """Every gate a real send passes, in the order an editor would fix them."""
+    name = transport or workspace.settings.transport
+    transport_settings(workspace, name)  # an unknown transport is an input error
+    signer(workspace, allow_generated=name == "outbox")  # real sends need the real key
+    build = build_for_sending(workspace, issue, allow_draft=allow_draft)
+    check_topic(workspace, engine, topic)
+    earlier = Ledger(engine).earlier_send(build.issue.slug)
+    if earlier is not None and not again:
+        raise AlreadySent(earlier)
+    audience = Audience(topic)
+    size = audience.count(engine)
+    if size == 0:
+        raise InputError(
+            "no active subscribers" + (f" follow '{topic}' or no topic" if topic else "")
+        )
+    return SendPlan(build, audience, size, name, earlier)
 
 
-def prepare(workspace: Workspace, engine: Engine, issue: str, topic: str | None) -> Prepared:
-    return Prepared(build_for_sending(workspace, issue), audience_size(engine, topic))
+def probe(transport: Transport) -> None:
+    """Reach the server before a send exists: a send that cannot go anywhere is not made."""
+    try:
+        transport.probe()
+    except (TransportUnavailable, TransportFatal) as exc:
+        raise TransportDown(f"{transport.name}: {exc}") from None
 
 
-def create_send(
-    ledger: Ledger, prepared: Prepared, transport: str, topic: str | None
-) -> SendRecord:
-    return ledger.create_send(prepared.build.rendered, transport, topic)
+def create_send(ledger: Ledger, plan: SendPlan, *, again: bool = False) -> SendRecord:
+    return ledger.create_send(plan.build.rendered, plan.transport, plan.audience, again=again)
+
+
+def options_for(
+    workspace: Workspace,
+    transport: str,
+    *,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    batch_size: int | None = None,
+) -> SendOptions:
+    configured = transport_settings(workspace, transport)
+    engine = workspace.settings.sending
+    return SendOptions(
+        batch_size=batch_size or (1000 if transport == "sendgrid" else 100),
+        concurrency=concurrency or configured.concurrency,
+        rate=rate or configured.rate,
+        max_attempts=engine.max_attempts,
+        max_consecutive_failures=engine.pause_after_failures,
+        max_unreachable_rounds=engine.pause_after_unreachable,
+        backoff_base=engine.retry_base_seconds,
+    )
+
+
+def dispatcher_for(
+    workspace: Workspace,
+    ledger: Ledger,
+    record: SendRecord,
+    options: SendOptions,
+    *,
+    on_handled: Callable[[int], None] | None = None,
+    on_waiting: Callable[[float, str], None] | None = None,
+) -> Dispatcher:
+    return Dispatcher(
+        ledger,
+        make_transport(workspace, record.transport),
+        list_identity(workspace.settings),
+        signer(workspace, allow_generated=record.transport == "outbox"),
+        options,
+        on_handled,
+        on_waiting,
+    )
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """`--resend-uncertain`: how many were queued again, and how many of those the
+    recovery that ran just before had found (a crash's own uncertain recipients)."""
+
+    count: int
+    from_recovery: int
+
+
+def resend_uncertain(ledger: Ledger, send_id: int) -> Requeued:
+    """Recovery first, so a crash's own claims are judged before they are queued again."""
+    _, recovered = WorkQueue(ledger.engine).recover(send_id)
+    return Requeued(ledger.resend_uncertain(send_id), recovered)
+
+
+def outbox_folder(workspace: Workspace, send_id: int) -> Path:
+    return workspace.state_dir / "outbox" / stream_of(send_id)
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    address: str
+    result: str
+    error: str | None
+    path: str | None  # the .eml file, for the outbox
 
 
 def test_send(
     workspace: Workspace, build: Build, transport: Transport, addresses: Sequence[str]
-) -> list[Outcome]:
+) -> list[TestOutcome]:
     """`--to`: marked [TEST], outside the list's ledger, links that lead nowhere real."""
     sample = sample_recipient(workspace)
     recipients = []
@@ -90,7 +217,30 @@ def test_send(
             )
         )
     stream = f"test-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    return transport.send(build.rendered, recipients, stream=stream, subject_prefix="[TEST] ")
+    probe(transport)
+    try:
+        outcomes: dict[str, Outcome] = {
+            o.key: o
+            for o in transport.send(
+                build.rendered, recipients, stream=stream, subject_prefix="[TEST] "
+            )
+        }
+    except (TransportUnavailable, TransportFatal) as exc:
+        raise TransportDown(f"{transport.name}: {exc}") from None
+    folder = workspace.state_dir / "outbox" / stream
+    results = []
+    for r in recipients:
+        outcome = outcomes.get(r.key)
+        path = folder / f"{r.key}.eml"
+        results.append(
+            TestOutcome(
+                r.email,
+                str(outcome.result) if outcome else "uncertain",
+                outcome.error if outcome else "the transport reported no outcome",
+                str(path) if transport.name == "outbox" and path.exists() else None,
+            )
+        )
+    return results
 
 
 def dry_run(
@@ -99,7 +249,7 @@ def dry_run(
     build: Build,
     identity: ListIdentity,
     signer: Signer,
-    topic: str | None,
+    audience: Audience,
 ) -> Counter[str]:
     """Everything but the transport: audience, re-check, personalization and MIME."""
     outcomes: Counter[str] = Counter()
@@ -108,7 +258,7 @@ def dry_run(
     template = MessageTemplate(build.rendered, sender, date=at)
     query = (
         select(subscribers)
-        .where(*audience_filter(at, topic, with_paused=True))
+        .where(*audience.conditions(at, with_paused=True))
         .order_by(subscribers.c.id)
     )
     with reading(engine).connect() as connection:

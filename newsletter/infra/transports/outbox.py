@@ -1,11 +1,13 @@
 """The default transport: one RFC 5322 .eml file per recipient under STATE/outbox/<stream>/.
 
 File names come from the delivery key, so sending again overwrites instead of duplicating.
+Each file is written under a temporary name and renamed into place before its outcome is
+reported: a file that exists is a message that was sent, whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,31 +19,35 @@ from newsletter.infra.transports.base import Outcome, Result
 
 class OutboxTransport:
     name = "outbox"
+    per_message = True
 
     def __init__(self, folder: Path, sender: Sender) -> None:
         self.folder = folder
         self.sender = sender
 
+    def probe(self) -> None:
+        write_files_atomically(self.folder, {})  # the folder can be made and written to
+
     def send(
         self,
         rendered: RenderedIssue,
-        recipients: Sequence[Recipient],
+        recipients: Iterable[Recipient],
         *,
         stream: str,
         subject_prefix: str = "",
-    ) -> list[Outcome]:
+    ) -> Iterator[Outcome]:
         target = self.folder / stream
         template = MessageTemplate(
             rendered, self.sender, date=datetime.now(UTC), subject_prefix=subject_prefix
         )
-        outcomes: list[Outcome] = []
-        files: dict[str, bytes] = {}
         for recipient in recipients:
             msgid = message_id(stream, recipient.key, self.sender.domain)
-            files[f"{recipient.key}.eml"] = template.render(recipient, msgid)
-            outcomes.append(Outcome(recipient.key, Result.SENT, provider_id=msgid))
-        write_files_atomically(target, files)
-        return outcomes
+            message = template.render(recipient, msgid)
+            write_files_atomically(target, {f"{recipient.key}.eml": message})
+            yield Outcome(recipient.key, Result.SENT, provider_id=msgid)
+
+    def path_of(self, stream: str, key: str) -> Path:
+        return self.folder / stream / f"{key}.eml"
 
     def close(self) -> None:
         pass

@@ -4,7 +4,8 @@ its own substitutions, headers and custom_args (so provider events map back to a
 413 and 400 split the batch (so one bad personalization fails alone, with SendGrid's reason);
 408, 429 and 5xx retry (honouring Retry-After / X-RateLimit-Reset); 401/403 pause the send.
 A failure while connecting or sending is retried; one while waiting for the answer is
-uncertain, since SendGrid may have accepted the request.
+uncertain, since SendGrid may have accepted the request. `probe` asks for the key's scopes
+(GET /v3/scopes), which needs no permission but a valid key, and checks `mail.send`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import json.encoder
 import time
 import urllib.error
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import sendgrid
@@ -28,7 +29,12 @@ from newsletter.domain.personalize import (
     substitution_form,
 )
 from newsletter.infra.settings import SendgridSettings
-from newsletter.infra.transports.base import Outcome, Result, TransportFatal
+from newsletter.infra.transports.base import (
+    Outcome,
+    Result,
+    TransportFatal,
+    TransportUnavailable,
+)
 
 MAX_RECIPIENTS = 1000
 SHARED_HEADERS = {"list-id"}  # the same for everyone: set once, not per personalization
@@ -82,6 +88,7 @@ class _Frame(NamedTuple):
 
 class SendgridTransport:
     name = "sendgrid"
+    per_message = False
 
     def __init__(self, settings: SendgridSettings, sender: Sender, api_key: str) -> None:
         self.settings = settings
@@ -97,22 +104,41 @@ class SendgridTransport:
     def close(self) -> None:
         pass
 
+    def probe(self) -> None:
+        try:
+            response = self.api.client.scopes.get()
+        except http_errors.HTTPError as exc:
+            reason = f"SendGrid {exc.status_code}: {_errors(exc.body)}"
+            if exc.status_code in (401, 403):
+                raise TransportFatal(f"SendGrid refused the API key: {reason}") from None
+            raise TransportUnavailable(f"SendGrid at {self.settings.host}: {reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise TransportUnavailable(
+                f"cannot reach SendGrid at {self.settings.host}: {reason}"
+            ) from None
+        try:
+            scopes = json.loads(response.body or b"{}").get("scopes") or []
+        except (ValueError, AttributeError):
+            scopes = []
+        if "mail.send" not in scopes:
+            raise TransportFatal("the SendGrid API key lacks the mail.send permission")
+
     def send(
         self,
         rendered: RenderedIssue,
-        recipients: Sequence[Recipient],
+        recipients: Iterable[Recipient],
         *,
         stream: str,
         subject_prefix: str = "",
-    ) -> list[Outcome]:
+    ) -> Iterator[Outcome]:
         form = self._forms.get(rendered.content_hash)
         if form is None:
             form = self._forms[rendered.content_hash] = substitution_form(rendered)
-        outcomes: list[Outcome] = []
-        for start in range(0, len(recipients), MAX_RECIPIENTS):
-            chunk = recipients[start : start + MAX_RECIPIENTS]
-            outcomes += self._post(rendered, form, chunk, stream, subject_prefix)
-        return outcomes
+        pulled = list(recipients)  # the whole batch first: one request carries it
+        for start in range(0, len(pulled), MAX_RECIPIENTS):
+            chunk = pulled[start : start + MAX_RECIPIENTS]
+            yield from self._post(rendered, form, chunk, stream, subject_prefix)
 
     def _post(
         self,
@@ -121,28 +147,28 @@ class SendgridTransport:
         chunk: Sequence[Recipient],
         stream: str,
         subject_prefix: str,
-    ) -> list[Outcome]:
+    ) -> Iterator[Outcome]:
         body = self.request_body(rendered, form, chunk, stream, subject_prefix)
         try:
             response = self.api.client.mail.send.post(request_body=body)
         except http_errors.HTTPError as exc:
-            return self._refused(exc, rendered, form, chunk, stream, subject_prefix)
+            yield from self._refused(exc, rendered, form, chunk, stream, subject_prefix)
+            return
         except urllib.error.URLError as exc:
             # urllib wraps what fails while connecting and sending: the request never
-            # arrived whole, so nothing can have been accepted.
-            return [
-                Outcome(r.key, Result.RETRY, error=f"cannot reach SendGrid: {exc.reason}")
-                for r in chunk
-            ]
+            # arrived whole, so nothing of it can have been accepted.
+            raise TransportUnavailable(
+                f"cannot reach SendGrid at {self.settings.host}: {exc.reason}"
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             # Raised while waiting for the answer (timeouts, a dropped connection): the
             # request went out whole, and SendGrid may have accepted it.
-            return [
-                Outcome(r.key, Result.UNCERTAIN, error=f"no answer from SendGrid: {exc!r}")
-                for r in chunk
-            ]
+            for r in chunk:
+                yield Outcome(r.key, Result.UNCERTAIN, error=f"no answer from SendGrid: {exc!r}")
+            return
         provider = response.headers.get("X-Message-Id") if response.headers else None
-        return [Outcome(r.key, Result.SENT, provider_id=provider) for r in chunk]
+        for r in chunk:
+            yield Outcome(r.key, Result.SENT, provider_id=provider)
 
     def _refused(
         self,
@@ -152,7 +178,7 @@ class SendgridTransport:
         chunk: Sequence[Recipient],
         stream: str,
         subject_prefix: str,
-    ) -> list[Outcome]:
+    ) -> Iterator[Outcome]:
         status = exc.status_code
         reason = f"SendGrid {status}: {_errors(exc.body)}"
         if status in (401, 403):
@@ -160,13 +186,16 @@ class SendgridTransport:
         if status in (400, 413) and len(chunk) > 1:
             # Too large, or one bad personalization: halve until the culprit stands alone.
             half = len(chunk) // 2
-            return self._post(rendered, form, chunk[:half], stream, subject_prefix) + self._post(
-                rendered, form, chunk[half:], stream, subject_prefix
-            )
+            yield from self._post(rendered, form, chunk[:half], stream, subject_prefix)
+            yield from self._post(rendered, form, chunk[half:], stream, subject_prefix)
+            return
         if status in (408, 429) or status >= 500:
             wait = _retry_after(exc.headers)
-            return [Outcome(r.key, Result.RETRY, error=reason, retry_after=wait) for r in chunk]
-        return [Outcome(r.key, Result.FAILED, error=reason) for r in chunk]
+            for r in chunk:
+                yield Outcome(r.key, Result.RETRY, error=reason, retry_after=wait)
+            return
+        for r in chunk:
+            yield Outcome(r.key, Result.FAILED, error=reason)
 
     def request_body(
         self,

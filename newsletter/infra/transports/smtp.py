@@ -2,6 +2,8 @@
 
 Speaking the exchange step by step tells where a failure happened: before DATA nothing can
 have been delivered (retry); while DATA is in flight the server may have it (uncertain).
+Each recipient is pulled from the dispatcher just before its MAIL command, and its outcome
+is yielded as soon as the server answers.
 """
 
 from __future__ import annotations
@@ -10,19 +12,20 @@ import contextlib
 import queue
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from newsletter.domain.message import MessageTemplate, Sender, message_id, needs_smtputf8
 from newsletter.domain.personalize import Recipient, RenderedIssue
 from newsletter.infra.settings import SmtpSettings
-from newsletter.infra.transports.base import Outcome, Result, TransportFatal
+from newsletter.infra.transports.base import (
+    Outcome,
+    Result,
+    TransportFatal,
+    TransportUnavailable,
+)
 
 MAX_RECONNECTS = 3  # within one batch
-
-
-class _Unreachable(Exception):
-    pass
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -37,6 +40,7 @@ def _verdict(code: int, text: bytes | str) -> Outcome:
 
 class SmtpTransport:
     name = "smtp"
+    per_message = True
 
     def __init__(self, settings: SmtpSettings, sender: Sender) -> None:
         self.settings = settings
@@ -72,7 +76,10 @@ class SmtpTransport:
             reason = exc.verify_message
             raise TransportFatal(f"SMTP server certificate not trusted: {reason}") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise _Unreachable(f"cannot connect to {s.host}:{s.port}: {exc}") from None
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise TransportUnavailable(
+                f"cannot connect to SMTP server {s.host}:{s.port}: {reason}"
+            ) from None
         return connection
 
     def _checkout(self) -> smtplib.SMTP:
@@ -115,56 +122,52 @@ class SmtpTransport:
 
     # -- sending ---------------------------------------------------------------------------
 
+    def probe(self) -> None:
+        self._checkin(self._checkout())
+
     def send(
         self,
         rendered: RenderedIssue,
-        recipients: Sequence[Recipient],
+        recipients: Iterable[Recipient],
         *,
         stream: str,
         subject_prefix: str = "",
-    ) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        try:
-            connection = self._checkout()
-        except _Unreachable as exc:
-            return [Outcome(r.key, Result.RETRY, error=str(exc)) for r in recipients]
+    ) -> Iterator[Outcome]:
+        connection: smtplib.SMTP | None = self._checkout()
         template = MessageTemplate(
             rendered, self.sender, date=datetime.now(UTC), subject_prefix=subject_prefix
         )
-        index, retried, reconnects = 0, False, 0
-        while index < len(recipients):
-            recipient = recipients[index]
-            msgid = message_id(stream, recipient.key, self.sender.domain)
-            try:
+        reconnects, reason = 0, ""
+        try:
+            for recipient in recipients:
+                msgid = message_id(stream, recipient.key, self.sender.domain)
                 data = template.render(recipient, msgid, stuffed=True)
-                outcome = self._exchange(connection, recipient, data, msgid)
-            except _Broken as broken:
-                # A server may close a connection at any time (a per-connection message
-                # limit, a restart): reconnect and go on with the batch.
+                tries = 0
+                while True:
+                    if connection is None:
+                        # A server may close a connection at any time (a per-connection
+                        # message limit, a restart): reconnect and go on with the batch.
+                        if reconnects >= MAX_RECONNECTS:
+                            raise TransportUnavailable(f"gave up reconnecting: {reason}")
+                        reconnects += 1
+                        connection = self._connect()
+                    try:
+                        outcome = self._exchange(connection, recipient, data, msgid)
+                        break
+                    except _Broken as broken:
+                        self._discard(connection)
+                        connection, reason = None, broken.reason
+                        if broken.result == Result.UNCERTAIN or tries:
+                            outcome = Outcome("", broken.result, error=broken.reason)
+                            break
+                        tries += 1  # certainly not delivered: once more, reconnected
+                yield Outcome(recipient.key, outcome.result, outcome.provider_id, outcome.error)
+        except BaseException:
+            if connection is not None:
                 self._discard(connection)
-                if broken.result == Result.UNCERTAIN or retried:
-                    outcomes.append(Outcome(recipient.key, broken.result, error=broken.reason))
-                    index, retried = index + 1, False
-                else:
-                    retried = True  # certainly not delivered: try it once more, reconnected
-                try:
-                    if reconnects >= MAX_RECONNECTS:
-                        raise _Unreachable(f"gave up reconnecting: {broken.reason}")
-                    connection = self._connect()
-                    reconnects += 1
-                except (_Unreachable, TransportFatal) as exc:
-                    outcomes += [
-                        Outcome(r.key, Result.RETRY, error=f"not tried: {exc}", attempted=False)
-                        for r in recipients[index:]
-                    ]
-                    return outcomes
-                continue
-            outcomes.append(
-                Outcome(recipient.key, outcome.result, outcome.provider_id, outcome.error)
-            )
-            index, retried = index + 1, False
-        self._checkin(connection)
-        return outcomes
+            raise
+        if connection is not None:
+            self._checkin(connection)
 
     def _exchange(
         self, connection: smtplib.SMTP, recipient: Recipient, data: bytes, msgid: str

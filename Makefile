@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(PYTHON) -m newsletter check $(DEMO_ISSUE)
 	$(PYTHON) -m newsletter build $(DEMO_ISSUE)
 	$(PYTHON) -m newsletter preview $(DEMO_ISSUE)
-	$(PYTHON) -m newsletter send $(DEMO_ISSUE) --yes
+	$(PYTHON) -m newsletter send $(DEMO_ISSUE) --yes --if-unsent
 	@echo "Messages written to $$($(PYTHON) -c 'from newsletter.infra.workspace import open_workspace; print(open_workspace().state_dir / "outbox")')/send-*/"
 
 test: $(STAMP)

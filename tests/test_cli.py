@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +170,15 @@ def test_a_bug_exits_70_with_one_line(cli, monkeypatch):
     result = cli("snippets", "list")
     assert result.code == ExitStatus.INTERNAL_ERROR
     assert result.err.strip() == "internal error: RuntimeError: boom (rerun with --debug)"
+
+
+def test_serve_on_a_busy_port_exits_69_before_saying_serving(cli, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "a-signing-key-for-this-test-0123")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("serve", "--host", "127.0.0.1", "--port", str(port))
+    assert result.code == ExitStatus.UNAVAILABLE
+    assert f"port {port} is in use on 127.0.0.1" in result.err
+    assert "serving" not in result.out

@@ -9,7 +9,7 @@ import typer
 from newsletter.cli.app import app, open_current_workspace, out
 from newsletter.infra.db.engine import connect
 from newsletter.services.links import signer
-from newsletter.web.server import build_app, run
+from newsletter.web.server import bind, build_app, run
 
 
 @app.command(epilog="Example: NEWSLETTER_SECRET_KEY=... newsletter serve --port 8000")
@@ -21,10 +21,12 @@ def serve(
     workspace = open_current_workspace()
     keys = signer(workspace)  # refuses to start without NEWSLETTER_SECRET_KEY
     web = workspace.settings.web
+    host, port = host or web.host, port or web.port
     with connect(workspace.database_url) as engine:
         application = build_app(workspace, engine, keys)
+        sock = bind(host, port)
         out.print(
-            f"serving {workspace.settings.name} on http://{host or web.host}:"
-            f"{port or web.port} (links point at {workspace.settings.base_url})"
+            f"serving {workspace.settings.name} on http://{host}:{port} "
+            f"(links point at {workspace.settings.base_url})"
         )
-        run(application, host or web.host, port or web.port)
+        run(application, sock)

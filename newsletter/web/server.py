@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from newsletter.domain.tokens import Signer
+from newsletter.errors import ExitStatus, NewsletterError
 from newsletter.infra.transports.factory import make_transport
 from newsletter.infra.workspace import Workspace
 from newsletter.services.consent import ConsentService
@@ -31,5 +35,25 @@ def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette
     return create_app(consent, workspace.templates_dir, settings.name, topics)
 
 
-def run(app: Starlette, host: str, port: int) -> None:
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+class PortInUse(NewsletterError):
+    exit_status = ExitStatus.UNAVAILABLE
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Take the port before saying "serving": a busy port is an error of its own (69)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} is in use on {host}") from None
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def run(app: Starlette, sock: socket.socket) -> None:
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])

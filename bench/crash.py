@@ -78,10 +78,11 @@ def one_run(url: str, args: argparse.Namespace, rng: random.Random, workers: int
         at_kill = len(server.messages)
         for process in processes[1:]:
             process.wait()
-        ledger = Ledger(engine)
-        uncertain = {e for _, e, _ in ledger.deliveries_in(record.id, DeliveryStatus.UNCERTAIN)}
+        # The resumed worker recovers the dead one's claims first: then uncertain is known.
         resumed = newsletter(url, server, "send", "--resume", str(record.id))
         resumed.wait()
+        ledger = Ledger(engine)
+        uncertain = {e for _, e, _ in ledger.deliveries_in(record.id, DeliveryStatus.UNCERTAIN)}
         received = server.by_recipient()
         final = ledger.get(record.id)
     everyone = [f"reader{i}@example.com" for i in range(args.recipients)]

@@ -132,7 +132,11 @@ def main() -> int:
                 "postgresql, 1 of 2 killed", str(run + 1), *(str(v) for v in row.values())
             )
     Console().print(table)
-    print(f"worst case by design: {args.concurrency} x 20 = {args.concurrency * 20} per process")
+    print(
+        f"worst case by design: {args.concurrency} (one message per connection) when the"
+        f" worker that recovers is on the same machine; {args.concurrency} x 20 ="
+        f" {args.concurrency * 20} per process otherwise"
+    )
     return 0
 
 

@@ -387,3 +387,74 @@ def test_retries_of_a_cancelled_send_end_skipped(sending):
     )
     final = ledger.get(record.id)
     assert final.counts["skipped"] == 2 and final.counts["queued"] == 0
+
+
+def _journal_in_a_process_that_died(folder, worker, lines):
+    """A worker's journal written by a real process that then exited (as if killed)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from newsletter.infra.journal import Journal;"
+        "from newsletter.services.claims import HOST;"
+        "j = Journal(Path(sys.argv[1]), sys.argv[2], HOST); j.write(sys.argv[3])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(folder), worker, lines], check=True)
+
+
+def _crashed_worker_with_six_handed(sending):
+    sending.add(6)
+    record = start(sending)
+    queue = WorkQueue(sending.engine)
+    worker = queue.register_worker(record.id)
+    batch = queue.claim(record.id, worker, 6)
+    hand_over(queue, batch)
+    from newsletter.infra.db.schema import workers
+
+    with sending.engine.begin() as connection:  # the worker's process is gone
+        connection.execute(workers.update().values(pid=2**22 + 7))
+    return record, worker, [c.delivery_id for c in batch.claims]
+
+
+def test_a_dead_workers_journal_narrows_what_is_uncertain(sending, tmp_path):
+    record, worker, ids = _crashed_worker_with_six_handed(sending)
+    d = ids
+    lines = f"P {d[0]}\nS {d[0]} <a@x>\nP {d[1]}\nS {d[1]} <b@x>\nP {d[2]}\nN {d[2]}\nP {d[3]}\n"
+    _journal_in_a_process_that_died(tmp_path, worker, lines)
+    requeued, uncertain = WorkQueue(sending.engine, tmp_path).recover(record.id)
+    ledger = Ledger(sending.engine)
+    assert (requeued, uncertain) == (3, 1)  # refused once and never pulled; in flight
+    counts = ledger.get(record.id).counts
+    assert counts["sent"] == 2 and counts["queued"] == 3 and counts["uncertain"] == 1
+    [(subscriber_id, _, _)] = ledger.deliveries_in(record.id, DeliveryStatus.UNCERTAIN)
+    with sending.engine.connect() as connection:
+        row = connection.execute(
+            select(deliveries.c.subscriber_id, deliveries.c.provider_message_id).where(
+                deliveries.c.id == d[0]
+            )
+        ).one()
+        in_flight = connection.execute(
+            select(deliveries.c.subscriber_id).where(deliveries.c.id == d[3])
+        ).scalar()
+    assert row.provider_message_id == "<a@x>" and subscriber_id == in_flight
+    assert not (tmp_path / f"{worker}.log").exists()  # used once, then gone
+
+
+def test_a_journal_from_before_a_reboot_is_not_trusted(sending, tmp_path):
+    record, worker, ids = _crashed_worker_with_six_handed(sending)
+    _journal_in_a_process_that_died(tmp_path, worker, f"P {ids[0]}\nS {ids[0]} <a@x>\n")
+    path = tmp_path / f"{worker}.log"
+    head, rest = path.read_text().split("\n", 1)
+    path.write_text(head.replace("boot=", "boot=another-") + "\n" + rest)
+    assert WorkQueue(sending.engine, tmp_path).recover(record.id) == (0, 6)
+    assert Ledger(sending.engine).get(record.id).counts["uncertain"] == 6
+
+
+def test_the_journal_of_a_process_still_alive_is_not_trusted(sending, tmp_path):
+    """A frozen worker (silent, not dead) could still send what it holds."""
+    from newsletter.infra.journal import Journal
+    from newsletter.services.claims import HOST
+
+    record, worker, ids = _crashed_worker_with_six_handed(sending)
+    Journal(tmp_path, worker, HOST).write(f"P {ids[0]}\nS {ids[0]} <a@x>\n")  # our own pid
+    assert WorkQueue(sending.engine, tmp_path).recover(record.id) == (0, 6)

@@ -140,7 +140,7 @@ def send(
             if transport and transport != record.transport:
                 raise InputError(f"send #{resume} goes through {record.transport}, not {transport}")
             if resend_uncertain_:
-                requeued = resend_uncertain(ledger, resume)
+                requeued = resend_uncertain(workspace, ledger, resume)
                 err.print(
                     f"send #{resume}: {requeued.count} uncertain recipient(s) queued again"
                     + (

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -33,6 +34,7 @@ from sqlalchemy import (
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.subscriber import Status
+from newsletter.infra import journal
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends, subscribers, workers
 from newsletter.services.subscribers import now, utc
@@ -72,9 +74,10 @@ class Verdict(NamedTuple):
 
 
 class WorkQueue:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, journals: Path | None = None) -> None:
         self.engine = engine
         self.reader = reading(engine)
+        self.journals = journals  # this machine's worker journals (see infra/journal.py)
 
     def register_worker(self, send_id: int) -> str:
         worker_id = uuid.uuid4().hex[:16]  # host and pid have their own columns
@@ -135,6 +138,7 @@ class WorkQueue:
                 connection.execute(delete(workers).where(workers.c.id.in_(dead)))
             if not orphaned:
                 return 0, 0
+            replayed = self._replay(connection, send_id, orphaned)
             claimed = and_(
                 deliveries.c.send_id == send_id,
                 deliveries.c.status == str(DeliveryStatus.CLAIMED),
@@ -166,7 +170,69 @@ class WorkQueue:
                     last_error="the sending worker stopped after handing it over",
                 )
             ).rowcount
+        if self.journals is not None:
+            for worker_id in replayed:
+                journal.forget(self.journals, worker_id)
         return requeued, uncertain
+
+    def _replay(self, connection: Connection, send_id: int, orphaned: list[str]) -> set[str]:
+        """Narrow a dead worker's hand-over marks down with its journal, when one on this
+        machine can be trusted: accepted -> sent; never handed, or certainly refused ->
+        not handed (queued again below). Returns the workers whose journal was used."""
+        if self.journals is None:
+            return set()
+        used: set[str] = set()
+        for worker_id in {batch.rsplit("/", 1)[0] for batch in orphaned}:
+            found = journal.replay(self.journals, worker_id, HOST)
+            if found is None or _pid_alive(found.pid):
+                continue  # a frozen process could still send what it holds: trust nothing
+            used.add(worker_id)
+            handed = connection.execute(
+                select(deliveries.c.id, deliveries.c.attempts).where(
+                    deliveries.c.send_id == send_id,
+                    deliveries.c.status == str(DeliveryStatus.CLAIMED),
+                    deliveries.c.claimed_by.startswith(f"{worker_id}/", autoescape=True),
+                    deliveries.c.handed_at.is_not(None),
+                )
+            ).all()
+            at = now()
+            sent = [
+                {
+                    "_id": i,
+                    "_attempts": attempts + 1,
+                    "_provider": found.sent[i],
+                }
+                for i, attempts in handed
+                if i in found.sent
+            ]
+            unhanded = [
+                {"_id": i}
+                for i, _ in handed
+                if i not in found.sent and (i in found.unsent or i not in found.handed)
+            ]
+            if sent:
+                connection.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("_id"))
+                    .values(
+                        status=str(DeliveryStatus.SENT),
+                        attempts=bindparam("_attempts"),
+                        provider_message_id=bindparam("_provider"),
+                        finished_at=at,
+                        claimed_by=None,
+                        handed_at=None,
+                        last_error=None,
+                    ),
+                    sent,
+                )
+            if unhanded:
+                connection.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("_id"))
+                    .values(handed_at=None),
+                    unhanded,
+                )
+        return used
 
     # -- the work --------------------------------------------------------------------------
 

@@ -16,12 +16,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus, backoff_delay
 from newsletter.domain.list_headers import ListIdentity, recipient_links
 from newsletter.domain.personalize import Recipient, RenderedIssue, delivery_key
 from newsletter.domain.subscriber import first_name_of
 from newsletter.domain.tokens import Signer
+from newsletter.infra.journal import Journal
 from newsletter.infra.transports.base import (
     Outcome,
     Result,
@@ -29,7 +31,7 @@ from newsletter.infra.transports.base import (
     TransportFatal,
     TransportUnavailable,
 )
-from newsletter.services.claims import Batch, Claimed, Verdict, WorkQueue
+from newsletter.services.claims import HOST, Batch, Claimed, Verdict, WorkQueue
 from newsletter.services.handover import WINDOW, Handover
 from newsletter.services.ledger import Ledger, SendRecord
 from newsletter.services.subscribers import now
@@ -98,9 +100,11 @@ class Dispatcher:
         options: SendOptions,
         on_handled: Callable[[int], None] | None = None,
         on_waiting: Callable[[float, str], None] | None = None,
+        journals: Path | None = None,
     ) -> None:
         self.ledger = ledger
-        self.queue = WorkQueue(ledger.engine)
+        self.queue = WorkQueue(ledger.engine, journals)
+        self.journals = journals
         self.transport = transport
         self.identity = identity
         self.signer = signer
@@ -127,6 +131,7 @@ class Dispatcher:
             return ledger.get(send_id)  # paused, cancelled or done: nothing to do
         rendered = ledger.rendered(send_id)
         worker = self.queue.register_worker(send_id)
+        journal = Journal(self.journals, worker, HOST) if self.journals else None
         shared = _Shared(stop=self.stopped)
         watch = StatusWatch(self.queue, send_id, worker)
         beat = threading.Thread(target=self._heartbeat, args=(worker, shared), daemon=True)
@@ -134,7 +139,7 @@ class Dispatcher:
         threads = [
             threading.Thread(
                 target=self._work,
-                args=(send_id, worker, rendered, watch, shared),
+                args=(send_id, worker, rendered, watch, journal, shared),
                 name=f"send-{send_id}-{n}",
             )
             for n in range(max(1, self.options.concurrency))
@@ -152,6 +157,8 @@ class Dispatcher:
             beat.join(timeout=HEARTBEAT_SECONDS)
             self.queue.unregister_worker(worker)
             self.transport.close()
+            if journal is not None:
+                journal.close(remove=not shared.errors)
         if shared.errors:
             raise shared.errors[0]
         return ledger.get(send_id)
@@ -169,6 +176,7 @@ class Dispatcher:
         worker: str,
         rendered: RenderedIssue,
         watch: StatusWatch,
+        journal: Journal | None,
         shared: _Shared,
     ) -> None:
         try:
@@ -184,7 +192,7 @@ class Dispatcher:
                     if self._idle(send_id, shared):
                         return
                     continue
-                self._deliver(batch, rendered, watch, shared)
+                self._deliver(batch, rendered, watch, journal, shared)
         except BaseException as exc:  # surface in the main thread; stop the others
             shared.errors.append(exc)
             shared.stop.set()
@@ -208,7 +216,12 @@ class Dispatcher:
         return False
 
     def _deliver(
-        self, batch: Batch, rendered: RenderedIssue, watch: StatusWatch, shared: _Shared
+        self,
+        batch: Batch,
+        rendered: RenderedIssue,
+        watch: StatusWatch,
+        journal: Journal | None,
+        shared: _Shared,
     ) -> None:
         send_id = batch.send_id
         handover = Handover(
@@ -220,6 +233,7 @@ class Dispatcher:
             self._verdict,
             window=self.options.window if self.transport.per_message else None,
             on_handled=self.on_handled,
+            journal=journal,
         )
         try:
             for outcome in self.transport.send(

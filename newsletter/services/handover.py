@@ -5,9 +5,11 @@ The transport pulls recipients from `Handover.recipients()` just before each goe
 pull re-checks the subscriber (`StatusWatch`), and every `window` recipients (or
 `flush_seconds`, whichever comes first) one transaction records the outcomes so far and
 marks the next window handed over. A worker killed at any moment therefore leaves at most
-one window per thread handed over without an outcome ("uncertain"); the rest of its claim
-was never handed over and goes back to the queue. Transports that send a whole batch in
-one request (SendGrid) hand it over in one window.
+one window per thread handed over without an outcome; the rest of its claim was never
+handed over and goes back to the queue. With a `Journal`, each hand-over and each answer is
+also appended to a local file as it happens, so recovery on the same machine narrows the
+window down to the messages that were in the server's hands. Transports that send a whole
+batch in one request (SendGrid) hand it over in one window.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from datetime import datetime
 
 from newsletter.domain.delivery import TERMINAL, DeliveryStatus
 from newsletter.domain.personalize import Recipient
-from newsletter.infra.transports.base import Outcome
+from newsletter.infra.journal import Journal
+from newsletter.infra.transports.base import Outcome, Result
 from newsletter.services.claims import Batch, Claimed, Verdict, WorkQueue
 from newsletter.services.watch import StatusWatch
 
@@ -40,6 +43,7 @@ class Handover:
         window: int | None = WINDOW,
         flush_seconds: float = FLUSH_SECONDS,
         on_handled: Callable[[int], None] = lambda count: None,
+        journal: Journal | None = None,
     ) -> None:
         self.queue = queue
         self.batch = batch
@@ -49,6 +53,9 @@ class Handover:
         self.window = window or len(recipients)
         self.flush_seconds = flush_seconds if window else float("inf")
         self.on_handled = on_handled
+        self.journal = journal
+        self._per_message = window is not None
+        self._lines: list[str] = []  # journal lines held back (whole-batch transports)
         self._recipients = recipients
         self._claims = {r.key: c for r, c in zip(recipients, batch.claims, strict=True)}
         self._verdicts: list[Verdict] = []  # not yet written
@@ -74,19 +81,22 @@ class Handover:
                         return
                     handed_until = index + len(window)
                 self._pulled = index + 1
+                claim = self._claims[recipient.key]
                 # After the checkpoint, which may wait for the database: the status seen
                 # here is at most `watch.max_age` old when the message leaves.
                 reason = self.watch.reason(recipient.subscriber_id)
                 if reason is not None:
-                    claim = self._claims[recipient.key]
                     skipped = DeliveryStatus.SKIPPED
                     verdict = Verdict(claim.delivery_id, skipped, claim.attempts, error=reason)
                     self._settle(recipient.key, verdict)
                     continue
+                self._note(f"P {claim.delivery_id}\n")
                 yield recipient
         except Exception as exc:
             self.failure = exc
             raise
+        finally:
+            self._flush_journal()  # a whole batch: noted before the request goes out
 
     def accept(self, outcome: Outcome) -> Verdict | None:
         claim = self._claims.get(outcome.key)
@@ -94,6 +104,12 @@ class Handover:
             return None  # not ours, or answered twice: the first answer stands
         verdict = self.judge(claim, outcome)
         self._settle(outcome.key, verdict)
+        if outcome.result == Result.SENT:
+            self._note(f"S {claim.delivery_id} {outcome.provider_id or '-'}\n")
+        elif outcome.result in (Result.RETRY, Result.FAILED):
+            self._note(f"N {claim.delivery_id}\n")
+        if not self._per_message and len(self._settled) >= self._pulled:
+            self._flush_journal()  # the request's answers, all in
         return verdict
 
     def finish(
@@ -128,6 +144,19 @@ class Handover:
                 )
             self._settle(recipient.key, verdict)
         self._checkpoint([])
+
+    def _note(self, line: str) -> None:
+        if self.journal is None:
+            return
+        if self._per_message:
+            self.journal.write(line)
+        else:
+            self._lines.append(line)
+
+    def _flush_journal(self) -> None:
+        if self._lines and self.journal is not None:
+            lines, self._lines = self._lines, []
+            self.journal.write("".join(lines))
 
     def _settle(self, key: str, verdict: Verdict) -> None:
         self._settled.add(key)

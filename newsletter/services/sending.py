@@ -169,6 +169,7 @@ def dispatcher_for(
         options,
         on_handled,
         on_waiting,
+        journals=journal_folder(workspace),
     )
 
 
@@ -181,10 +182,15 @@ class Requeued:
     from_recovery: int
 
 
-def resend_uncertain(ledger: Ledger, send_id: int) -> Requeued:
+def resend_uncertain(workspace: Workspace, ledger: Ledger, send_id: int) -> Requeued:
     """Recovery first, so a crash's own claims are judged before they are queued again."""
-    _, recovered = WorkQueue(ledger.engine).recover(send_id)
+    _, recovered = WorkQueue(ledger.engine, journal_folder(workspace)).recover(send_id)
     return Requeued(ledger.resend_uncertain(send_id), recovered)
+
+
+def journal_folder(workspace: Workspace) -> Path:
+    """Where this machine's workers keep their journals (see infra/journal.py)."""
+    return workspace.state_dir / "journal"
 
 
 def outbox_folder(workspace: Workspace, send_id: int) -> Path:

@@ -97,7 +97,7 @@ def run_send(workspace: Workspace, url: str, transport: object, options: SendOpt
     build = Builder(workspace).build(ISSUE)
     with connect(url) as engine:
         ledger = Ledger(engine)
-        record = ledger.create_send(build.rendered, transport.name, None)  # type: ignore[attr-defined]
+        record = ledger.create_send(build.rendered, transport.name, again=True)  # type: ignore[attr-defined]
         dispatcher = Dispatcher(
             ledger,
             transport,
@@ -257,8 +257,10 @@ def _raw_smtp(port: int, stuffed: list[tuple[str, bytes]], concurrency: int, sen
         with smtplib.SMTP("127.0.0.1", port) as connection:
             connection.ehlo_or_helo_if_needed()
             for address, data in items:
-                expect(connection.mail(sender), 250, "MAIL")
-                expect(connection.rcpt(address), 250, "RCPT")
+                connection.putcmd("mail", f"FROM:<{sender}>")
+                expect(connection.getreply(), 250, "MAIL")
+                connection.putcmd("rcpt", f"TO:<{address}>")
+                expect(connection.getreply(), 250, "RCPT")
                 connection.putcmd("data")
                 expect(connection.getreply(), 354, "DATA")
                 connection.send(data + b".\r\n")
@@ -384,7 +386,7 @@ def _send_in_processes(workspace: Workspace, url: str, workers: int, concurrency
     interpreter start-up included, until the last one exits."""
     build = Builder(workspace).build(ISSUE)
     with connect(url) as engine:
-        record = Ledger(engine).create_send(build.rendered, "sendgrid", None)
+        record = Ledger(engine).create_send(build.rendered, "sendgrid", again=True)
     command = [sys.executable, "-m", "newsletter", "send", "--resume", str(record.id)]
     command += ["--json", "--concurrency", str(concurrency)]
     env = {**os.environ, "SENDGRID_API_KEY": API_KEY}

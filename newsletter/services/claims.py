@@ -325,23 +325,32 @@ class WorkQueue:
         handed over (from here on a crash makes them "uncertain"). Only rows still this
         batch's are touched, never a takeover's. False if some of `hand` were taken over:
         then send none of them."""
+        ours = {"_send": batch.send_id, "_batch": batch.id}
         with self.engine.begin() as connection:
             if verdicts:
-                self._record(connection, batch, verdicts)
+                self._record(connection, batch, verdicts, ours)
             if not hand:
                 return True
-            query = update(deliveries).where(*_in_batch(batch.send_id, batch.id))
             if len(hand) < len(batch.claims):
-                query = query.where(deliveries.c.id.in_(hand))
-            return connection.execute(query.values(handed_at=now())).rowcount == len(hand)
+                handed = connection.execute(_HAND_SOME, {**ours, "_ids": hand, "_at": now()})
+            else:
+                handed = connection.execute(_HAND_ALL, {**ours, "_at": now()})
+            return handed.rowcount == len(hand)
 
     def record(self, batch: Batch, verdicts: Sequence[Verdict]) -> None:
         self.checkpoint(batch, verdicts)
 
-    def _record(self, connection: Connection, batch: Batch, verdicts: Sequence[Verdict]) -> None:
+    def _record(
+        self,
+        connection: Connection,
+        batch: Batch,
+        verdicts: Sequence[Verdict],
+        ours: dict[str, Any],
+    ) -> None:
         """Write each delivery's outcome. When most verdicts of a whole batch are alike (a
         provider accepted the request) they are written with one statement over the batch;
-        the rest row by row through the primary key."""
+        the rest row by row through the primary key. The statements are built once (module
+        level): a send records a million outcomes, and building them was most of the cost."""
         at = now()
         groups: dict[tuple[Any, ...], list[int]] = {}
         for v in verdicts:
@@ -349,28 +358,20 @@ class WorkQueue:
             groups.setdefault(key, []).append(v.delivery_id)
         largest = max(groups, key=lambda key: len(groups[key]))
         whole = len(groups[largest]) > 1 and len(verdicts) == len(batch.claims)
-        cancelled = connection.execute(
-            select(sends.c.status).where(sends.c.id == batch.send_id)
-        ).scalar() == str(SendStatus.CANCELLED)
+        # A retry is only wanted while the send is not cancelled: ask only when it matters.
+        cancelled = any(v.status == DeliveryStatus.QUEUED for v in verdicts) and (
+            connection.execute(_SEND_STATUS, ours).scalar() == str(SendStatus.CANCELLED)
+        )
         rows = [
-            {"_id": delivery_id, **_outcome_values(key, at, cancelled)}
+            {**ours, "_id": delivery_id, **_outcome_values(key, at, cancelled)}
             for key, ids in groups.items()
             if not (whole and key == largest)
             for delivery_id in ids
         ]
         if rows:
-            connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("_id"), *_in_batch(batch.send_id, batch.id))
-                .values({name: bindparam(name) for name in rows[0] if name != "_id"}),
-                rows,
-            )
+            connection.execute(_RECORD_ROW, rows)
         if whole:  # after the others: what is still claimed by the batch is this group
-            connection.execute(
-                update(deliveries)
-                .where(*_in_batch(batch.send_id, batch.id))
-                .values(**_outcome_values(largest, at, cancelled))
-            )
+            connection.execute(_RECORD_BATCH, {**ours, **_outcome_values(largest, at, cancelled)})
 
     def pending(self, send_id: int) -> tuple[int, int, datetime | None]:
         """(queued, claimed, the soonest next attempt of queued rows)."""
@@ -420,21 +421,34 @@ def skip_reason(at: datetime) -> Any:
     )
 
 
+_OUTCOME_COLUMNS = (
+    "status",
+    "attempts",
+    "provider_message_id",
+    "last_error",
+    "next_attempt_at",
+    "finished_at",
+    "claimed_by",
+    "handed_at",
+)
+
+
 def _outcome_values(key: tuple[Any, ...], at: datetime, cancelled: bool) -> dict[str, Any]:
     status, attempts, provider, error, retry_at = key
     if cancelled and status == DeliveryStatus.QUEUED:
         # A retry is no longer wanted: the send was cancelled meanwhile.
         status, error, retry_at = DeliveryStatus.SKIPPED, "send cancelled", None
-    return {
-        "status": str(status),
-        "attempts": attempts,
-        "provider_message_id": provider,
-        "last_error": error,
-        "next_attempt_at": retry_at,
-        "finished_at": None if status == DeliveryStatus.QUEUED else at,
-        "claimed_by": None,
-        "handed_at": None,
-    }
+    values = (
+        str(status),
+        attempts,
+        provider,
+        error,
+        retry_at,
+        None if status == DeliveryStatus.QUEUED else at,
+        None,
+        None,
+    )
+    return {f"v_{name}": value for name, value in zip(_OUTCOME_COLUMNS, values, strict=True)}
 
 
 def _in_batch(send_id: int, batch_id: str) -> list[Any]:
@@ -460,3 +474,23 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Statements of the hot path, built once; parameters `_send` and `_batch` name the batch.
+_OURS = (
+    deliveries.c.send_id == bindparam("_send"),
+    deliveries.c.status == str(DeliveryStatus.CLAIMED),
+    deliveries.c.claimed_by == bindparam("_batch"),
+)
+_SET_OUTCOME = {name: bindparam(f"v_{name}") for name in _OUTCOME_COLUMNS}
+_RECORD_ROW = (
+    update(deliveries).where(deliveries.c.id == bindparam("_id"), *_OURS).values(_SET_OUTCOME)
+)
+_RECORD_BATCH = update(deliveries).where(*_OURS).values(_SET_OUTCOME)
+_HAND_SOME = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("_ids", expanding=True)), *_OURS)
+    .values(handed_at=bindparam("_at"))
+)
+_HAND_ALL = update(deliveries).where(*_OURS).values(handed_at=bindparam("_at"))
+_SEND_STATUS = select(sends.c.status).where(sends.c.id == bindparam("_send"))

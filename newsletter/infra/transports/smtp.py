@@ -172,7 +172,7 @@ class SmtpTransport:
     def _exchange(
         self, connection: smtplib.SMTP, recipient: Recipient, data: bytes, msgid: str
     ) -> Outcome:
-        options: list[str] = []
+        options = ""
         if needs_smtputf8(recipient, self.sender):
             if not connection.has_extn("smtputf8"):
                 return Outcome(
@@ -180,13 +180,18 @@ class SmtpTransport:
                     Result.FAILED,
                     error="server does not accept SMTPUTF8 (internationalized) addresses",
                 )
-            options = ["SMTPUTF8", "BODY=8BITMIME"]
+            options = " SMTPUTF8 BODY=8BITMIME"
+        # MAIL and RCPT by hand: smtplib's mail() and rcpt() parse each address again
+        # (email.utils.parseaddr), a sixth of a send's CPU; ours are validated addr-specs.
+        connection.command_encoding = "utf-8" if options else "ascii"
         try:
-            code, text = connection.mail(self.sender.address, options)
+            connection.putcmd("mail", f"FROM:<{self.sender.address}>{options}")
+            code, text = connection.getreply()
             if code // 100 != 2:
                 connection.rset()
                 return _verdict(code, text)
-            code, text = connection.rcpt(recipient.email)
+            connection.putcmd("rcpt", f"TO:<{recipient.email}>")
+            code, text = connection.getreply()
             if code // 100 != 2:
                 connection.rset()
                 return _verdict(code, text)

@@ -741,24 +741,24 @@ class SendGridStandIn:
 
     # -- request handling ----------------------------------------------------------------
 
-    def _handle_get(self, handler: _Handler) -> None:
-        if handler.path.split("?", 1)[0].rstrip("/") != SCOPES_PATH:
+    def _admitted(self, handler: _Handler, path: str) -> bool:
+        """The right path (else 404) with the right key (else 401), as SendGrid checks."""
+        if handler.path.split("?", 1)[0].rstrip("/") != path:
             handler._not_found()
-            return
-        authorization = handler.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(authorization, self._auth):
-            self._reject(handler, 401, AUTH_ERROR)
-            return
-        self._respond(handler, 200, {"scopes": list(self.scopes)})
-
-    def _handle_post(self, handler: _Handler) -> None:
-        if handler.path.split("?", 1)[0].rstrip("/") != MAIL_SEND_PATH:
-            handler._not_found()
-            return
+            return False
         authorization = handler.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(authorization, self._auth):
             self._drain(handler)
             self._reject(handler, 401, AUTH_ERROR)
+            return False
+        return True
+
+    def _handle_get(self, handler: _Handler) -> None:
+        if self._admitted(handler, SCOPES_PATH):
+            self._respond(handler, 200, {"scopes": list(self.scopes)})
+
+    def _handle_post(self, handler: _Handler) -> None:
+        if not self._admitted(handler, MAIL_SEND_PATH):
             return
         length = self._content_length(handler)
         if length is None:

@@ -204,3 +204,24 @@ def _subscribers(engine, count: int) -> list[str]:
     for address in addresses:
         store.add(address, context=Context(Source.CLI))
     return addresses
+
+
+def test_a_second_signal_exits_at_once_and_the_crash_rules_apply(sample, tmp_path):
+    url = f"sqlite:///{tmp_path / 'twice.db'}"
+    with connect(url) as engine, SmtpServer(delay=1.5) as server:
+        addresses = _subscribers(engine, 6)
+        worker = newsletter(sample, url, server, *send_args("--concurrency", "1"))
+        server.wait_for(1, timeout=60)
+        time.sleep(0.3)  # the second message is now in the server's hands, for 1.5 s
+        worker.send_signal(signal.SIGTERM)  # would wait for it to finish...
+        time.sleep(0.3)
+        asked = time.monotonic()
+        worker.send_signal(signal.SIGTERM)  # ...but not twice
+        assert worker.wait(timeout=30) == 128 + signal.SIGTERM
+        assert time.monotonic() - asked < 1.0
+        ledger = Ledger(engine)
+        [record] = ledger.list()
+        resumed = newsletter(sample, url, server, "send", "--resume", str(record.id))
+        assert resumed.wait(timeout=120) == 0, finish(resumed)
+        uncertain = assert_each_once_but_uncertain(ledger, record.id, server, addresses)
+    assert len(uncertain) <= 1  # only the message the server held

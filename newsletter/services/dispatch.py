@@ -4,9 +4,10 @@ the transport recipient by recipient (`Handover`), recording outcomes as they co
 Several threads of one process, and several processes on several machines (PostgreSQL),
 can work on one send; each claim is theirs alone. A crash leaves claimed rows that were
 never handed over (they go back to the queue) or handed over with no outcome (at most one
-window per thread: they become uncertain, listed by `sends show` and resent only on
-request). `request_stop` (SIGTERM, SIGINT) lets every message in the transport's hands
-finish, records it, and gives the rest of the claims back: nothing is left uncertain.
+window per thread; with the worker's journal, only what was in the server's hands: they
+become uncertain, listed by `sends show` and resent only on request). `request_stop`
+(SIGTERM, SIGINT) lets every message in the transport's hands finish, records it, and
+gives the rest of the claims back: nothing is left uncertain.
 """
 
 from __future__ import annotations

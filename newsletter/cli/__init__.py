@@ -7,7 +7,13 @@ import sys
 
 from rich.text import Text
 
-from newsletter.cli import content, sends, serve, subscribers  # noqa: F401  (they register)
+from newsletter.cli import (  # noqa: F401  (they register)
+    content,
+    schedule,
+    sends,
+    serve,
+    subscribers,
+)
 from newsletter.cli.app import PIPE_CLOSED, app, err, options, print_json
 from newsletter.errors import ExitStatus, InputError, NewsletterError
 

@@ -21,6 +21,7 @@ from rich.text import Text
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
 from newsletter.cli.app import sends_app as group
 from newsletter.cli.content import show_findings
+from newsletter.cli.schedule import schedule_from_send
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.errors import ExitStatus, InputError
 from newsletter.infra.db.engine import connect
@@ -119,6 +120,10 @@ def send(
     dry: Annotated[
         bool, typer.Option("--dry-run", help="Everything except the transport.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help='Schedule it instead: "YYYY-MM-DD HH:MM" (see `schedule`).'),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -133,6 +138,13 @@ def send(
             "--to, --dry-run, --topic, --again and --allow-draft start a new send; "
             "not with --resume"
         )
+    if at is not None:
+        if issue is None or to or dry or resume is not None:
+            raise InputError("--at schedules an ISSUE; not with --to, --dry-run or --resume")
+        schedule_from_send(
+            issue, at, topic=topic, transport=transport, again=again, yes=yes, as_json=as_json
+        )
+        return
     with connect(workspace.database_url) as engine:
         ledger = Ledger(engine)
         if resume is not None:

@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -100,6 +101,15 @@ class SendingSettings(_Table):
     pause_after_unreachable: PositiveInt = 4
 
 
+class ScheduleSettings(_Table):
+    """`newsletter schedule` and `newsletter daemon`."""
+
+    timezone: str = "UTC"  # the zone a bare --at time is read in
+    # A schedule missed by less than this (the daemon was down) fires when it starts;
+    # beyond it, it is marked missed and never sent late. Seconds, or "PT1H".
+    misfire_grace: timedelta = timedelta(hours=1)
+
+
 class UtmSettings(_Table):
     """UTM tagging of links; off unless `source` is set."""
 
@@ -157,6 +167,7 @@ class Settings(BaseSettings):
     sendgrid: SendgridSettings = Field(default_factory=SendgridSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     sending: SendingSettings = Field(default_factory=SendingSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     utm: UtmSettings = Field(default_factory=UtmSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     web: WebSettings = Field(default_factory=WebSettings)

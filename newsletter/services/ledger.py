@@ -79,42 +79,56 @@ class Ledger:
     ) -> SendRecord:
         """Freeze the render and snapshot the audience in one transaction; refuse an issue
         that already has a send (not cancelled) unless `again`."""
+        with self.engine.begin() as connection:
+            send_id = self.insert_send(connection, rendered, transport, audience, again=again)
+        return self.get(send_id)
+
+    def insert_send(
+        self,
+        connection: Connection,
+        rendered: RenderedIssue,
+        transport: str,
+        audience: Audience | None = None,
+        *,
+        again: bool = False,
+    ) -> int:
+        """`create_send` inside a caller's transaction (a schedule firing guards its own
+        row in the same one)."""
         audience = audience or Audience()
         at = now()
-        with self.engine.begin() as connection:
-            _lock_issue(connection, rendered.slug)
-            earlier = self._earlier(connection, rendered.slug)
-            if earlier is not None and not again:
-                raise AlreadySent(earlier)
-            send_id = connection.execute(
-                insert(sends)
-                .values(
-                    issue_slug=rendered.slug,
-                    content_hash=rendered.content_hash,
-                    subject=rendered.subject,
-                    preheader=rendered.preheader,
-                    html=rendered.html,
-                    text=rendered.text,
-                    transport=transport,
-                    topic=audience.topic,
-                    status=str(SendStatus.QUEUED),
-                    created_at=at,
-                )
-                .returning(sends.c.id)
-            ).scalar_one()
-            snapshot = select(
-                bindparam("send_id", send_id, type_=deliveries.c.send_id.type),
-                subscribers.c.id,
-                bindparam("queued", str(DeliveryStatus.QUEUED)),
-            ).where(*audience.conditions(at))
-            connection.execute(
-                insert(deliveries).from_select(["send_id", "subscriber_id", "status"], snapshot)
+        lock_issue(connection, rendered.slug)
+        earlier = self._earlier(connection, rendered.slug)
+        if earlier is not None and not again:
+            raise AlreadySent(earlier)
+        send_id: int = connection.execute(
+            insert(sends)
+            .values(
+                issue_slug=rendered.slug,
+                content_hash=rendered.content_hash,
+                subject=rendered.subject,
+                preheader=rendered.preheader,
+                html=rendered.html,
+                text=rendered.text,
+                transport=transport,
+                topic=audience.topic,
+                status=str(SendStatus.QUEUED),
+                created_at=at,
             )
-            total = connection.execute(
-                select(func.count()).where(deliveries.c.send_id == send_id)
-            ).scalar_one()
-            connection.execute(update(sends).where(sends.c.id == send_id).values(total=total))
-        return self.get(send_id)
+            .returning(sends.c.id)
+        ).scalar_one()
+        snapshot = select(
+            bindparam("send_id", send_id, type_=deliveries.c.send_id.type),
+            subscribers.c.id,
+            bindparam("queued", str(DeliveryStatus.QUEUED)),
+        ).where(*audience.conditions(at))
+        connection.execute(
+            insert(deliveries).from_select(["send_id", "subscriber_id", "status"], snapshot)
+        )
+        total = connection.execute(
+            select(func.count()).where(deliveries.c.send_id == send_id)
+        ).scalar_one()
+        connection.execute(update(sends).where(sends.c.id == send_id).values(total=total))
+        return send_id
 
     def earlier_send(self, slug: str) -> SendRecord | None:
         """The latest send of this issue that was not cancelled, if any."""
@@ -283,7 +297,7 @@ class Ledger:
             return [(r[0], r[1] or "(erased)", r[2] or "") for r in connection.execute(query)]
 
 
-def _lock_issue(connection: Connection, slug: str) -> None:
+def lock_issue(connection: Connection, slug: str) -> None:
     """Two editors sending one issue at once: the second waits, then sees the first's send.
     (SQLite's writers are serialized by BEGIN IMMEDIATE already.)"""
     if connection.dialect.name == "postgresql":

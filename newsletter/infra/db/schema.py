@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -130,6 +131,41 @@ workers = Table(
     Column("send_id", Id, ForeignKey("sends.id"), nullable=False),
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # One issue at one time, or a recurring rule (a cron line) that sends the oldest
+    # ready, never-sent issue at each firing.
+    Column("issue_slug", String(200), nullable=True),
+    Column("cron", String(100), nullable=True),
+    Column("timezone", String(64), nullable=False),
+    # When it fires next (UTC); NULL once it has nothing left to fire.
+    Column("due_at", DateTime(timezone=True), nullable=True),
+    Column("topic", String(40), nullable=True),
+    Column("transport", String(16), nullable=True),
+    Column("again", Boolean, nullable=False, default=False, server_default="0"),
+    # scheduled | firing | fired | skipped | missed | failed | cancelled
+    Column("state", String(16), nullable=False),
+    Column("send_id", Id, ForeignKey("sends.id"), nullable=True),
+    Column("outcome", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(255), nullable=False),
+    Index("ix_schedules_state_due", "state", "due_at"),
+)
+
+daemons = Table(
+    "daemons",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # active | standby
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )

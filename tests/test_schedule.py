@@ -56,7 +56,7 @@ def test_send_at_is_schedule_at(sending, cli):
     assert Ledger(sending.engine).list() == []
 
 
-def test_refusals_exit_2_with_the_reason(sending, cli):
+def test_refusals_say_why_and_schedule_nothing(sending, cli):
     sending.add(1)
     past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
     cases = [
@@ -68,6 +68,10 @@ def test_refusals_exit_2_with_the_reason(sending, cli):
     for extra, reason in cases:
         result = cli("schedule", ISSUE, *extra, "--yes")
         assert result.code == ExitStatus.INPUT_ERROR and reason in result.err, result.err
+    sending.sample.snippet("how-microneedling-works", body="TK")
+    checks = cli("schedule", ISSUE, "--at", LATER, "--yes")
+    assert checks.code == ExitStatus.CHECKS_FAILED and "editing marker 'TK'" in checks.err
+    sending.sample.snippet("how-microneedling-works", body="Fixed.")
     sending.sample.edit(f"issues/{ISSUE}.md", "status: ready", "status: draft")
     draft = cli("schedule", ISSUE, "--at", LATER, "--yes")
     assert draft.code == ExitStatus.INPUT_ERROR and "marked draft" in draft.err

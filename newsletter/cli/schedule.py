@@ -14,13 +14,15 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from newsletter.cli.app import JsonFlag, app, open_current_workspace, out, print_json
+from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
+from newsletter.cli.content import show_findings
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import connect
 from newsletter.infra.signals import graceful_stop
 from newsletter.infra.workspace import Workspace
 from newsletter.services.daemon import Daemon
 from newsletter.services.scheduling import ScheduleBook, ScheduleRecord
+from newsletter.services.sending import ChecksFailed
 from newsletter.services.status import status_of
 
 
@@ -95,9 +97,14 @@ def add(
                 _confirm(
                     f"Schedule {issue} for {at} ({tz or workspace.settings.schedule.timezone})?"
                 )
-            record = book.schedule_issue(
-                issue, at, tz=tz, topic=topic, transport=transport, again=again, replace=replace
-            )
+            try:
+                record = book.schedule_issue(
+                    issue, at, tz=tz, topic=topic, transport=transport, again=again, replace=replace
+                )
+            except ChecksFailed as exc:
+                if not as_json:
+                    show_findings(exc.findings, err)
+                raise
     if as_json:
         print_json(record.to_dict())
         return

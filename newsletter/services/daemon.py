@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -37,6 +37,9 @@ from newsletter.services.subscribers import now
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 5.0
 FULL_SYNC_SECONDS = 30.0  # even with no change seen: a clock that jumped, a lost job
+# Only schedules due this soon are mirrored into APScheduler (a full sync every 30 s brings
+# the next ones in well before their time): start-up does not grow with the table.
+HORIZON = timedelta(minutes=5)
 Log = Callable[..., None]  # log(event, **fields)
 
 
@@ -84,9 +87,8 @@ class Daemon:
                     self.log("standby", reason="another daemon is active")
                     return
                 self._activate(took_over=False, start_scheduler=False)
-                for record in self.book.list(waiting_only=True):
-                    if record.due_at is not None and record.due_at <= now():
-                        self._fire(record.id)
+                for record in self.book.waiting(now()):
+                    self._fire(record.id)
                 self._join()
                 return
             waited = False
@@ -123,7 +125,8 @@ class Daemon:
                 },
             )
             self._scheduler.start()
-            self._sync()
+            self._sync(initial=True)
+            self.log("ready", waiting=self.book.count_waiting())
 
     def _tick(self) -> None:
         if not self.lock.still_held():
@@ -136,8 +139,9 @@ class Daemon:
             self._sync()
         self._heartbeat("active")
 
-    def _sync(self) -> None:
-        """Mirror the waiting schedules into APScheduler: add, move, drop."""
+    def _sync(self, *, initial: bool = False) -> None:
+        """Mirror the schedules due within the horizon into APScheduler: add, move, drop
+        (at start, one "ready" line rather than one per schedule)."""
         scheduler = self._scheduler
         if scheduler is None:
             return
@@ -147,7 +151,7 @@ class Daemon:
             self.log("missed", schedule=missed.id, issue=missed.issue_slug, due=missed.due_at)
         jobs = {job.id: job for job in scheduler.get_jobs()}
         wanted: set[str] = set()
-        for record in self.book.list(waiting_only=True):
+        for record in self.book.waiting(at + HORIZON):
             with self._guard:
                 if record.id in self._firing or record.due_at is None:
                     continue
@@ -159,7 +163,8 @@ class Daemon:
                 scheduler.add_job(
                     self._fire, DateTrigger(run_date=run_at), id=job_id, args=[record.id]
                 )
-                self.log("picked up", schedule=record.id, issue=record.what, due=record.due_at)
+                if not initial:
+                    self.log("picked up", schedule=record.id, issue=record.what, due=record.due_at)
             elif job.next_run_time is None or (
                 abs((job.next_run_time - run_at).total_seconds()) > 0.5 and record.due_at > at
             ):

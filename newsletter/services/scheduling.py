@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from newsletter.domain.schedule import (
     ScheduleError,
@@ -204,6 +204,25 @@ class ScheduleBook:
         with self.reader.connect() as connection:
             return [_record(row) for row in connection.execute(query)]
 
+    def waiting(self, until: datetime) -> list[ScheduleRecord]:
+        """Schedules waiting to fire no later than `until`, soonest first."""
+        query = (
+            select(schedules)
+            .where(
+                schedules.c.state == str(ScheduleState.SCHEDULED),
+                schedules.c.due_at <= until,
+            )
+            .order_by(schedules.c.due_at)
+        )
+        with self.reader.connect() as connection:
+            return [_record(row) for row in connection.execute(query)]
+
+    def count_waiting(self) -> int:
+        with self.reader.connect() as connection:
+            return connection.execute(
+                select(func.count()).where(schedules.c.state == str(ScheduleState.SCHEDULED))
+            ).scalar_one()
+
     def version(self) -> str:
         with self.reader.connect() as connection:
             found = connection.execute(select(meta.c.value).where(meta.c.key == VERSION_KEY))
@@ -230,7 +249,7 @@ class ScheduleBook:
         """Schedules whose time passed beyond the grace: never sent late. A rule moves on
         to its next firing."""
         missed = []
-        for record in self.list(waiting_only=True):
+        for record in self.waiting(at - grace):
             if record.due_at is None or not misfired(record.due_at, at, grace):
                 continue
             late = f"missed: due {record.due_at:%Y-%m-%d %H:%M} UTC, no daemon ran in time"

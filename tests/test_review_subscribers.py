@@ -23,9 +23,9 @@ CLI = Context(Source.CLI)
 def test_old_confirmation_cannot_undo_an_unsubscribe(web):
     record = web.store.add("flip@example.org", status=Status.PENDING, context=CLI)
     token = web.signer.sign(Purpose.CONFIRM, record.id)
-    assert httpx.get(f"{web.url}/confirm/{token}").status_code == 200
+    assert httpx.post(f"{web.url}/confirm/{token}").status_code == 200
     web.store.unsubscribe(record.id, Context(Source.ONE_CLICK))
-    assert httpx.get(f"{web.url}/confirm/{token}").status_code == 404
+    assert httpx.post(f"{web.url}/confirm/{token}").status_code == 404
     assert web.store.get("flip@example.org").status == Status.UNSUBSCRIBED
 
 

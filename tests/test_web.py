@@ -214,7 +214,9 @@ def test_subscribe_then_confirm(web):
     link = eventually(lambda: confirmation_link(web, record.id))
     assert link.startswith(web.workspace.settings.base_url + "/confirm/")
     token = link.rsplit("/", 1)[1]
-    confirmed = httpx.get(f"{web.url}/confirm/{token}")
+    shown = httpx.get(f"{web.url}/confirm/{token}")
+    assert shown.status_code == 200 and "Yes, subscribe me" in shown.text
+    confirmed = httpx.post(f"{web.url}/confirm/{token}")
     assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
     assert web.store.get("new.person@example.org").status == Status.ACTIVE
     assert [e.new_status for e in web.store.events(record.id)] == ["pending", "active"]

@@ -16,6 +16,7 @@ from newsletter.cli import (  # noqa: F401  (they register)
 )
 from newsletter.cli.app import PIPE_CLOSED, app, err, options, print_json
 from newsletter.errors import ExitStatus, InputError, NewsletterError
+from newsletter.infra.redaction import redact
 
 
 def run(argv: list[str]) -> int:
@@ -32,7 +33,7 @@ def run(argv: list[str]) -> int:
     except NewsletterError as exc:
         if options.debug:
             raise
-        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        err.print(Text.assemble(("error: ", "bold red"), redact(str(exc))))
         if "--json" in argv:  # a script reading stdout gets the error as JSON too
             details = exc.to_dict() if isinstance(exc, InputError) else {"message": str(exc)}
             print_json({"ok": False, "error": details, "exit_status": int(exc.exit_status)})
@@ -47,7 +48,8 @@ def run(argv: list[str]) -> int:
     except Exception as exc:
         if options.debug:
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", markup=False)
+        message = redact(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
+        err.print(message, markup=False)
         return int(ExitStatus.INTERNAL_ERROR)
     return int(ExitStatus.OK)
 

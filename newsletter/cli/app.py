@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from newsletter import __version__
+from newsletter.infra.redaction import redact
 from newsletter.infra.workspace import Workspace, open_workspace
 
 app = typer.Typer(
@@ -108,4 +109,6 @@ def open_current_workspace() -> Workspace:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    """Through the redaction step: no secret or URL password reaches a script's stdout."""
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write(redact(text) + "\n")

@@ -18,6 +18,7 @@ from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, 
 from newsletter.cli.content import show_findings
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import connect
+from newsletter.infra.redaction import redact
 from newsletter.infra.signals import graceful_stop
 from newsletter.infra.workspace import Workspace
 from newsletter.services.daemon import Daemon
@@ -236,7 +237,7 @@ def _logger(as_json: bool) -> Any:
         else:
             parts = " ".join(f"{k}={_plain(v)}" for k, v in shown.items())
             line = f"{at} {event} {parts}".rstrip()
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(redact(line) + "\n")
         sys.stdout.flush()
 
     return log

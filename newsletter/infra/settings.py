@@ -25,6 +25,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -65,6 +66,19 @@ class SmtpSettings(_Table):
     # Only ever from NEWSLETTER_SMTP__PASSWORD (the file is refused); never dumped or shown.
     password: SecretStr | None = Field(default=None, exclude=True, repr=False)
     timeout: PositiveFloat = 30.0
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _clean_password(cls, value: object) -> object:
+        """Surrounding white space goes (env files add newlines); control characters in
+        a password are a mistake, and said without echoing it."""
+        if isinstance(value, str):
+            value = value.strip()
+            if not value.isprintable():
+                raise ValueError("holds control characters")
+            return value or None
+        return value
+
     # A CA bundle to trust (a private relay's own certificate); default: the system's.
     cafile: Path | None = None
     rate: PositiveFloat | None = None  # messages per second; None = as fast as the server takes
@@ -197,13 +211,29 @@ class Secrets(BaseModel):
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Secrets:
         env = os.environ if environ is None else environ
-        keys = [k.strip() for k in env.get("NEWSLETTER_SECRET_KEY", "").split(",") if k.strip()]
+        keys = [
+            _one_word(key, "NEWSLETTER_SECRET_KEY")
+            for key in env.get("NEWSLETTER_SECRET_KEY", "").split(",")
+            if key.strip()
+        ]
+        api_key = env.get("SENDGRID_API_KEY", "").strip()
         return cls(
             secret_keys=[SecretStr(k) for k in keys],
-            sendgrid_api_key=SecretStr(env["SENDGRID_API_KEY"])
-            if env.get("SENDGRID_API_KEY")
-            else None,
+            sendgrid_api_key=SecretStr(_one_word(api_key, "SENDGRID_API_KEY")) if api_key else None,
         )
+
+
+def _one_word(value: str, variable: str) -> str:
+    """Secrets are normalised where they are read: surrounding white space (a trailing
+    newline from `$(cat keyfile)` or an env file) goes; white space or control characters
+    inside are an error that names the variable, never the value."""
+    value = value.strip()
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ConfigError(
+            "holds white space or control characters inside; a key is one word",
+            f"environment variable {variable}",
+        )
+    return value
 
 
 KEY_FILE = "secret_key"
@@ -289,6 +319,14 @@ def _refuse_unknown_environment() -> None:
 
 
 def _refuse_secrets(data: dict[str, Any], text: str, shown: str) -> None:
+    url = data.get("database_url")
+    if isinstance(url, str) and re.search(r"//[^/@\s]*:[^@\s]+@", url):
+        raise ConfigError(
+            "database_url: a password does not belong in the file; set the whole URL in "
+            "NEWSLETTER_DATABASE_URL instead",
+            shown,
+            _line_of(text, "", "database_url"),
+        )
     for table, key in _keys(data):
         if key.lower() in SECRET_KEYS:
             dotted = f"{table}.{key}" if table else key

@@ -37,6 +37,7 @@ from newsletter.domain.subscriber import Status
 from newsletter.infra import journal
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends, subscribers, workers
+from newsletter.infra.redaction import redact
 from newsletter.services.subscribers import now, utc
 
 LEASE = timedelta(seconds=60)  # a worker silent for this long is taken for dead
@@ -442,7 +443,7 @@ def _outcome_values(key: tuple[Any, ...], at: datetime, cancelled: bool) -> dict
         str(status),
         attempts,
         provider,
-        error,
+        None if error is None else redact(error),
         retry_at,
         None if status == DeliveryStatus.QUEUED else at,
         None,

@@ -17,6 +17,7 @@ from newsletter.domain.personalize import RenderedIssue
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends, subscribers
+from newsletter.infra.redaction import redact
 from newsletter.services.audience import Audience
 from newsletter.services.subscribers import now, utc
 
@@ -193,7 +194,10 @@ class Ledger:
         only_from: Sequence[SendStatus] = (),
     ) -> bool:
         """Change a send's status (only from the given ones, when given); True if it changed."""
-        values: dict[str, Any] = {"status": str(status), "status_reason": reason}
+        values: dict[str, Any] = {
+            "status": str(status),
+            "status_reason": None if reason is None else redact(reason),
+        }
         if status == SendStatus.SENDING:
             values["started_at"] = func.coalesce(sends.c.started_at, now())
         if status in (SendStatus.DONE, SendStatus.CANCELLED):

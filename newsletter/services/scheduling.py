@@ -28,6 +28,7 @@ from newsletter.domain.schedule import (
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import meta, schedules
+from newsletter.infra.redaction import redact
 from newsletter.infra.workspace import Workspace
 from newsletter.services.claims import HOST
 from newsletter.services.ledger import Ledger, lock_issue
@@ -402,6 +403,8 @@ class ScheduleBook:
             query = query.where(schedules.c.state == str(only_from))
         if "state" in values:
             values["state"] = str(values["state"])
+        if values.get("outcome"):
+            values["outcome"] = redact(values["outcome"])
         changed = connection.execute(
             query.values(**values, updated_at=now(), changed_by=actor(self.role))
         ).rowcount

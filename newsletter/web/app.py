@@ -20,6 +20,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -29,19 +30,10 @@ from newsletter.domain.tokens import Purpose
 from newsletter.errors import InputError
 from newsletter.services.consent import ConsentService
 from newsletter.services.subscribers import Context, checked_name, parse_address
+from newsletter.web.middleware import Guard
 from newsletter.web.ratelimit import RateLimiter, client_key
 
 log = logging.getLogger("newsletter.web")
-
-SECURITY_HEADERS = {
-    # The token in the URL is the credential: never leak it through Referer.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-}
 
 
 @dataclass
@@ -75,14 +67,18 @@ def create_app(
         Route("/u/{token}", partial(unsubscribe, ctx), methods=["GET", "POST"]),
         Route("/preferences/{token}", partial(preferences, ctx), methods=["GET", "POST"]),
         Route("/subscribe", partial(subscribe, ctx), methods=["GET", "POST"]),
-        Route("/confirm/{token}", partial(confirm, ctx), methods=["GET"]),
+        Route("/confirm/{token}", partial(confirm, ctx), methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={404: not_found_handler(ctx)})
+    return Starlette(
+        routes=routes,
+        exception_handlers={404: not_found_handler(ctx)},
+        middleware=[Middleware(Guard)],
+    )
 
 
 def page(ctx: WebContext, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     body = ctx.pages.get_template(template).render(newsletter=ctx.newsletter, **values)
-    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(body, status_code=status)  # headers: web/middleware.py, for all
 
 
 def message(
@@ -141,7 +137,7 @@ async def healthz(ctx: WebContext, request: Request) -> Response:
 async def unsubscribe(ctx: WebContext, request: Request) -> Response:
     token = request.path_params["token"]
     consent = ctx.consent
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD never change anything
         record = await run_in_threadpool(consent.subscriber_for, token, Purpose.UNSUBSCRIBE)
         if record is None:
             return not_found(ctx)
@@ -230,7 +226,7 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
 
 
 async def subscribe(ctx: WebContext, request: Request) -> Response:
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD never change anything
         return page(
             ctx,
             "subscribe.html.j2",
@@ -285,6 +281,17 @@ def _subscribe_quietly(
 
 
 async def confirm(ctx: WebContext, request: Request) -> Response:
+    """Mail scanners fetch every link in a message: a GET (or HEAD) only shows a button, and
+    only its POST confirms, so nobody's scanner completes a stranger's double opt-in."""
+    if request.method != "POST":
+        pending = await run_in_threadpool(
+            ctx.consent.subscriber_for, request.path_params["token"], Purpose.CONFIRM
+        )
+        if pending is None:
+            return not_found(ctx)
+        return page(
+            ctx, "confirm.html.j2", title="Confirm", masked=mask_email(pending.email or "")
+        )
     record = await run_in_threadpool(
         ctx.consent.confirm,
         request.path_params["token"],

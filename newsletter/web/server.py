@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 
 import uvicorn
@@ -55,5 +56,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def run(app: Starlette, sock: socket.socket) -> None:
-    config = uvicorn.Config(app, log_level="info", proxy_headers=False)
+    """uvicorn's access log would print every token whole: ours (web/middleware.py)
+    shortens them."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -54,7 +54,10 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"database_url: not a database URL: {url!r}") from None
+        raise ConfigError(
+            "database_url: not a database URL (expected e.g. postgresql://user@host/db "
+            "or sqlite:///path)"
+        ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
     if parsed.get_backend_name() == "sqlite":

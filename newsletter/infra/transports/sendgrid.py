@@ -112,6 +112,8 @@ class SendgridTransport:
             if exc.status_code in (401, 403):
                 raise TransportFatal(f"SendGrid refused the API key: {reason}") from None
             raise TransportUnavailable(f"SendGrid at {self.settings.host}: {reason}") from None
+        except ValueError as exc:
+            raise TransportFatal(f"cannot build the SendGrid request: {exc}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise TransportUnavailable(
@@ -154,6 +156,10 @@ class SendgridTransport:
         except http_errors.HTTPError as exc:
             yield from self._refused(exc, rendered, form, chunk, stream, subject_prefix)
             return
+        except ValueError as exc:
+            # Refused while building the request (an invalid header value): nothing left
+            # this machine, and nothing will until a person fixes it.
+            raise TransportFatal(f"cannot build the SendGrid request: {exc}") from None
         except urllib.error.URLError as exc:
             # urllib wraps what fails while connecting and sending: the request never
             # arrived whole, so nothing of it can have been accepted.

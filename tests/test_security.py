@@ -164,3 +164,42 @@ def test_head_never_changes_state(web):
 
     time.sleep(0.5)  # the subscribe form answers first and works after: give it the time
     assert web.store.find("stranger@example.com") is None
+
+
+def test_csv_export_neutralizes_formulas_and_reads_back_the_same(sending, cli, tmp_path):
+    import csv
+
+    from newsletter.domain.subscriber import Source
+    from newsletter.services.subscribers import Context
+
+    names = ['=HYPERLINK("http://evil","x")', "+1+1", "-1+1", "@SUM(1+1)", "=cmd|' /C calc'!A0"]
+    for i, name in enumerate(names):
+        sending.store.add(f"reader{i}@example.com", name=name, context=Context(Source.CLI))
+    sending.store.add("=1+1@example.com", name="Plain", context=Context(Source.CLI))
+    exported = tmp_path / "list.csv"
+    assert cli("subscribers", "export", str(exported)).code == 0
+    rows = list(csv.DictReader(exported.open(encoding="utf-8")))
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    assert {r["name"] for r in rows} >= {"'" + n for n in names}
+    raw = cli("subscribers", "export", "--raw")
+    assert '"=HYPERLINK(""http://evil"",""x"")"' in raw.out
+    # Read back into an empty list elsewhere: the names are what was stored.
+    monkey_db = tmp_path / "other.db"
+    imported = cli_in_db(cli, monkey_db, "subscribers", "import", str(exported), "--json")
+    assert imported.code == 0, imported.err
+    listed = cli_in_db(cli, monkey_db, "subscribers", "list", "--json", "--limit", "100")
+    assert {s["name"] for s in json.loads(listed.out)} == {*names, "Plain"}
+    assert "=1+1@example.com" in {s["email"] for s in json.loads(listed.out)}
+
+
+def cli_in_db(cli, path, *args: str):
+    import os
+
+    before = os.environ["NEWSLETTER_DATABASE_URL"]
+    os.environ["NEWSLETTER_DATABASE_URL"] = f"sqlite:///{path}"
+    try:
+        return cli(*args)
+    finally:
+        os.environ["NEWSLETTER_DATABASE_URL"] = before

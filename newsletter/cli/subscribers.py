@@ -161,14 +161,21 @@ def export(
     ] = None,
     status: StatusOpt = None,
     topic: TopicOpt = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="Cells as stored: no apostrophe before =, +, -, @ (for programs)."
+        ),
+    ] = False,
 ) -> None:
-    """Export subscribers as CSV, streaming (erased people are not exported)."""
+    """Export subscribers as CSV, streaming (erased people are not exported); cells a
+    spreadsheet would run as formulas get a leading apostrophe unless --raw."""
     with _store() as store:
         records = store.iterate(status or [], topic)
         if file is None:
-            write_csv(sys.stdout, records)
+            write_csv(sys.stdout, records, raw=raw)
             return
-        count = export_to_file(records, file)
+        count = export_to_file(records, file, raw=raw)
     err.print(f"exported {count} subscriber(s) to {file}")
 
 

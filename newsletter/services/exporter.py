@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from newsletter.domain.csv_cells import neutralized
 from newsletter.domain.subscriber import SubscriberRecord
 from newsletter.infra.files import open_atomically
 
@@ -24,29 +25,29 @@ EXPORT_COLUMNS = [
 ]
 
 
-def write_csv(stream: TextIO, records: Iterable[SubscriberRecord]) -> int:
-    """Write the header and one row per subscriber; returns how many."""
+def write_csv(stream: TextIO, records: Iterable[SubscriberRecord], *, raw: bool = False) -> int:
+    """Write the header and one row per subscriber; returns how many. Unless `raw`,
+    every cell that a spreadsheet would run as a formula is neutralized."""
     writer = csv.writer(stream)
     writer.writerow(EXPORT_COLUMNS)
     count = 0
     for record in records:
-        writer.writerow(
-            [
-                record.email,
-                record.name or "",
-                record.status,
-                ";".join(record.topics),
-                json.dumps(record.attributes, ensure_ascii=False) if record.attributes else "",
-                *(
-                    value.isoformat() if value else ""
-                    for value in (record.created_at, record.confirmed_at, record.unsubscribed_at)
-                ),
-            ]
-        )
+        cells = [
+            record.email,
+            record.name or "",
+            record.status,
+            ";".join(record.topics),
+            json.dumps(record.attributes, ensure_ascii=False) if record.attributes else "",
+            *(
+                value.isoformat() if value else ""
+                for value in (record.created_at, record.confirmed_at, record.unsubscribed_at)
+            ),
+        ]
+        writer.writerow(cells if raw else [neutralized(cell or "") for cell in cells])
         count += 1
     return count
 
 
-def export_to_file(records: Iterable[SubscriberRecord], path: Path) -> int:
+def export_to_file(records: Iterable[SubscriberRecord], path: Path, *, raw: bool = False) -> int:
     with open_atomically(path) as stream:
-        return write_csv(stream, records)
+        return write_csv(stream, records, raw=raw)

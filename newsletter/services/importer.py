@@ -23,6 +23,7 @@ from typing import IO, Any, BinaryIO, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 
+from newsletter.domain.csv_cells import restored
 from newsletter.domain.subscriber import (
     SUPPRESSED,
     InvalidAddress,
@@ -304,7 +305,8 @@ def _candidates(
 
 
 def _field(fields: list[str], index: int | None) -> str:
-    return fields[index].strip() if index is not None and index < len(fields) else ""
+    value = fields[index].strip() if index is not None and index < len(fields) else ""
+    return restored(value)  # as it was before an export neutralized it
 
 
 def _candidate(

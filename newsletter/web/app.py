@@ -289,9 +289,7 @@ async def confirm(ctx: WebContext, request: Request) -> Response:
         )
         if pending is None:
             return not_found(ctx)
-        return page(
-            ctx, "confirm.html.j2", title="Confirm", masked=mask_email(pending.email or "")
-        )
+        return page(ctx, "confirm.html.j2", title="Confirm", masked=mask_email(pending.email or ""))
     record = await run_in_threadpool(
         ctx.consent.confirm,
         request.path_params["token"],

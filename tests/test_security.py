@@ -203,3 +203,68 @@ def cli_in_db(cli, path, *args: str):
         return cli(*args)
     finally:
         os.environ["NEWSLETTER_DATABASE_URL"] = before
+
+
+def test_bodies_are_capped_before_any_parsing(web):
+    import httpx
+
+    big = b"List-Unsubscribe=One-Click&" + b"x" * (10 * 1024 * 1024)
+    response = httpx.post(
+        f"{web.url}/u/{'A' * 44}",
+        content=big,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+    def chunks():
+        for _ in range(200):
+            yield b"y" * 1024
+
+    streamed = httpx.post(
+        f"{web.url}/subscribe",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413
+
+
+def test_a_slow_body_is_cut_off(web):
+    import socket
+    import time
+
+    from conftest import running
+
+    from newsletter.web.server import build_app
+
+    web.workspace.settings.web.body_timeout_seconds = 1.0
+    with running(build_app(web.workspace, web.engine, web.signer)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n\r\nemail=a"
+            )
+            started = time.monotonic()
+            answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+    assert time.monotonic() - started < 5
+
+
+def test_cross_site_form_posts_are_refused_one_click_is_not(web):
+    import httpx
+
+    from newsletter.domain.subscriber import Source
+    from newsletter.domain.tokens import Purpose
+    from newsletter.services.subscribers import Context
+
+    form = {"email": "someone@example.com"}
+    for headers in ({"origin": "https://evil.example"}, {"sec-fetch-site": "cross-site"}):
+        assert httpx.post(f"{web.url}/subscribe", data=form, headers=headers).status_code == 403
+    reader = web.store.add("reader@example.com", context=Context(Source.CLI)).id
+    token = web.token(Purpose.UNSUBSCRIBE, reader)
+    one_click = httpx.post(f"{web.url}/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 200
+    assert web.store.get("reader@example.com").status == "unsubscribed"
+    same_site = httpx.post(f"{web.url}/subscribe", data=form, headers={"origin": web.url})
+    assert same_site.status_code == 200

@@ -155,6 +155,9 @@ class WebSettings(_Table):
     confirm_ttl_days: PositiveInt = 7
     # Behind a reverse proxy, take the client address from X-Forwarded-For.
     trust_forwarded_for: bool = False
+    # Every request body is capped (413 above it) and must arrive within this time (408).
+    max_body_bytes: PositiveInt = 64 * 1024
+    body_timeout_seconds: PositiveFloat = 10.0
 
 
 class Settings(BaseSettings):

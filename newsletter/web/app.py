@@ -72,7 +72,14 @@ def create_app(
     return Starlette(
         routes=routes,
         exception_handlers={404: not_found_handler(ctx)},
-        middleware=[Middleware(Guard)],
+        middleware=[
+            Middleware(
+                Guard,
+                max_body_bytes=web.max_body_bytes,
+                body_seconds=web.body_timeout_seconds,
+                own_origin=consent.identity.base_url,
+            )
+        ],
     )
 
 
@@ -142,6 +149,9 @@ async def unsubscribe(ctx: WebContext, request: Request) -> Response:
         if record is None:
             return not_found(ctx)
         return unsubscribe_page(ctx, record, done=False)
+    # The token first: a forged one costs no body parsing.
+    if await run_in_threadpool(consent.subscriber_for, token, Purpose.UNSUBSCRIBE) is None:
+        return not_found(ctx)
     form = await request.form()
     if form.get("List-Unsubscribe") != "One-Click":
         return message(
@@ -178,9 +188,11 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
     consent = ctx.consent
     notice = error = None
     if request.method == "POST":
+        current = await run_in_threadpool(consent.subscriber_for, token, Purpose.PREFERENCES)
+        if current is None:  # the token first: a forged one costs no body parsing
+            return not_found(ctx)
         form = await request.form()
         action = str(form.get("action") or "")
-        current = await run_in_threadpool(consent.subscriber_for, token, Purpose.PREFERENCES)
         offered = set(ctx.topics) | set(current.topics if current else [])
         topics = [str(t) for t in form.getlist("topic") if str(t) in offered]
         pause = str(form.get("pause_days") or "")

@@ -1,13 +1,22 @@
-"""What every response gets, whatever route (or no route) answered: the security headers,
-and one access-log line in which tokens are shortened (a token in a URL is a credential;
-uvicorn's own access log would print it whole, with the client's address)."""
+"""What every request and response goes through, whatever route (or no route) answers:
+
+- bodies are capped (by Content-Length, and while they stream: 413) and must arrive in
+  time (408), before any handler parses them;
+- a browser's state-changing POST from another site is refused (Origin, Sec-Fetch-Site);
+  RFC 8058 one-click POSTs from mailbox providers carry neither and pass;
+- the security headers are added to every response, 404 and 405 included;
+- one access-log line, with tokens shortened (a token in a URL is a credential; uvicorn's
+  own access log would print it whole, with the client's address).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,10 +37,37 @@ def shorten_tokens(path: str) -> str:
     return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/{m.group(2)}…", path)
 
 
+class _Refused(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        self.status = status
+        self.text = text
+
+
 class Guard:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = 64 * 1024,
+        body_seconds: float = 10.0,
+        own_origin: str | None = None,
+    ) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.body_seconds = body_seconds
+        self.own_hosts = {urlsplit(own_origin).netloc} if own_origin else set()
         self._headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    def _cross_site(self, scope: Scope) -> bool:
+        headers = dict(scope.get("headers", []))
+        site = headers.get(b"sec-fetch-site", b"").decode("latin-1")
+        if site == "cross-site":
+            return True
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if not origin or origin == "null":
+            return origin == "null"
+        host = headers.get(b"host", b"").decode("latin-1")
+        return urlsplit(origin).netloc not in self.own_hosts | {host}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,6 +75,19 @@ class Guard:
             return
         started = time.monotonic()
         status: dict[str, Any] = {"code": 0}
+        received = 0
+        deadline = started + self.body_seconds
+
+        async def reading() -> Message:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                raise _Refused(408, "the request body came too slowly") from None
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise _Refused(413, "request body too large")
+            return message
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -50,7 +99,33 @@ class Guard:
             await send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+            if int(declared or b"0") > self.max_body_bytes:
+                raise _Refused(413, "request body too large")
+            if scope.get("method") == "POST" and self._cross_site(scope):
+                raise _Refused(403, "cross-site form posts are refused")
+            await self.app(scope, reading, sending)
+        except (_Refused, ValueError) as refused:
+            if status["code"]:
+                raise
+            code, text = (
+                (refused.status, refused.text)
+                if isinstance(refused, _Refused)
+                else (400, "bad Content-Length")
+            )
+            body = text.encode()
+            await sending(
+                {
+                    "type": "http.response.start",
+                    "status": code,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         finally:
             access_log.info(
                 "%s %s %s %.0f ms",

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from newsletter.domain.list_headers import ListIdentity, recipient_links
 from newsletter.domain.subscriber import Source, Status
 from newsletter.domain.tokens import Purpose, Signer
-from newsletter.errors import InputError
 from newsletter.infra.db.schema import imports, meta
 from newsletter.services.importer import import_csv
 from newsletter.services.subscribers import Context
@@ -37,13 +35,13 @@ def test_preferences_keep_topics_outside_the_library(web):
     assert httpx.post(url, data={"action": "pause", "pause_days": "²"}).status_code == 400
 
 
-def test_control_characters_in_names_are_refused(web, engine, tmp_path):
-    with pytest.raises(InputError, match="control characters"):
-        web.store.add("nul@example.org", name="a\x00b", context=CLI)
-    with pytest.raises(InputError, match="longer than 200"):
-        web.store.add("long@example.org", name="x" * 300, context=CLI)
+def test_names_are_cleaned_never_refused(web, engine, tmp_path):
+    assert web.store.add("nul@example.org", name="a\x00b", context=CLI).name == "ab"
+    assert web.store.add("long@example.org", name="x" * 300, context=CLI).name == "x" * 200
+    spoof = "Ann\u202egnp.exe\u200b \t\n Lee"
+    assert web.store.add("bidi@example.org", name=spoof, context=CLI).name == "Anngnp.exe Lee"
     response = httpx.post(f"{web.url}/subscribe", data={"email": "n@example.org", "name": "a\x00b"})
-    assert response.status_code == 400
+    assert response.status_code == 200
 
 
 def test_import_nul_bytes_wide_rows_and_pending(engine, store, tmp_path):

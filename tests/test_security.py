@@ -268,3 +268,14 @@ def test_cross_site_form_posts_are_refused_one_click_is_not(web):
     assert web.store.get("reader@example.com").status == "unsubscribed"
     same_site = httpx.post(f"{web.url}/subscribe", data=form, headers={"origin": web.url})
     assert same_site.status_code == 200
+
+
+def test_an_imported_name_with_a_line_break_is_cleaned_not_lost(sending, cli, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        b'email,name\r\nann@example.com,"Ann\r\nLee"\r\nbob@example.com,"Bob\t\xe2\x80\xaeX"\r\n'
+    )
+    result = cli("subscribers", "import", str(path), "--json")
+    assert result.code == 0, result.err
+    assert sending.store.get("ann@example.com").name == "Ann Lee"
+    assert sending.store.get("bob@example.com").name == "Bob X"

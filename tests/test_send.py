@@ -16,7 +16,7 @@ from newsletter.domain.message import MessageTemplate, Sender
 from newsletter.domain.personalize import Recipient
 from newsletter.domain.subscriber import Source, Status
 from newsletter.domain.tokens import Purpose, Signer
-from newsletter.errors import ExitStatus, InputError
+from newsletter.errors import ExitStatus
 from newsletter.infra.db.schema import deliveries
 from newsletter.infra.transports.factory import make_transport
 from newsletter.services.build import Builder
@@ -228,11 +228,11 @@ def test_dry_run_counts_and_sends_nothing(sending, cli):
     assert not sending.outbox.exists()
 
 
-def test_header_injection_is_refused_at_the_door_and_folded_in_the_message(sending):
-    with pytest.raises(InputError, match="control characters"):
-        sending.store.add(
-            "inject@example.com", name="Eve\r\nBcc: all@example.com", context=Context(Source.CLI)
-        )
+def test_header_injection_is_cleaned_at_the_door_and_folded_in_the_message(sending):
+    added = sending.store.add(
+        "inject@example.com", name="Eve\r\nBcc: all@example.com", context=Context(Source.CLI)
+    )
+    assert added.name == "Eve Bcc: all@example.com"  # one line: a name, not a header
     # Whatever reaches a message all the same is folded into one line.
     build = Builder(sending.workspace).build(ISSUE)
     template = MessageTemplate(

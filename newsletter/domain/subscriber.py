@@ -96,15 +96,18 @@ NAME_MAX = 200
 
 
 def clean_name(name: str | None) -> str | None:
-    """One line of text, at most 200 characters; control characters (NUL included, which
-    PostgreSQL cannot store) are refused rather than silently dropped."""
+    """One line of visible text, at most 200 characters. A name never costs a subscriber
+    (spreadsheets put line breaks in cells): line breaks and tabs become spaces, runs of
+    white space fold, control characters (NUL included, which PostgreSQL cannot store),
+    bidirectional overrides such as U+202E and zero-width characters are removed."""
     if name is None:
         return None
-    if any(unicodedata.category(c) == "Cc" and c not in "\t" for c in name):
-        raise ValueError("contains control characters")
-    cleaned = " ".join(name.split())
-    if len(cleaned) > NAME_MAX:
-        raise ValueError(f"longer than {NAME_MAX} characters")
+    kept = "".join(
+        " " if c.isspace() else c
+        for c in name
+        if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf")
+    )
+    cleaned = " ".join(kept.split())[:NAME_MAX].rstrip()
     return cleaned or None
 
 

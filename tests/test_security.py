@@ -279,3 +279,37 @@ def test_an_imported_name_with_a_line_break_is_cleaned_not_lost(sending, cli, tm
     assert result.code == 0, result.err
     assert sending.store.get("ann@example.com").name == "Ann Lee"
     assert sending.store.get("bob@example.com").name == "Bob X"
+
+
+def test_erasure_leaves_the_address_nowhere(sample, tmp_path, monkeypatch, cli):
+    """SQLite: grep the database file, its WAL and every file under the state folder."""
+    from smtp_server import SmtpServer
+
+    from newsletter.domain.subscriber import Source
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.subscribers import Context, SubscriberStore
+
+    url = f"sqlite:///{tmp_path / 'state' / 'news.db'}"
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", url)
+    monkeypatch.setenv("NEWSLETTER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "a-signing-key-for-this-test-0123")
+    gone = "erase.me@example.com"
+    with SmtpServer() as server, connect(url) as engine:
+        monkeypatch.setenv("NEWSLETTER_SMTP__HOST", server.host)
+        monkeypatch.setenv("NEWSLETTER_SMTP__PORT", str(server.port))
+        monkeypatch.setenv("NEWSLETTER_SMTP__SECURITY", "none")
+        store = SubscriberStore(engine)
+        store.add(gone, name="Erase Me", context=Context(Source.CLI))
+        store.add("stay@example.com", context=Context(Source.CLI))
+        server.reject(gone, 550, f"5.1.1 <{gone}>: Recipient address rejected")
+        result = cli("send", ISSUE, "--yes", "--transport", "smtp", "--json")
+        assert json.loads(result.out)["counts"]["failed"] == 1
+        [failed] = json.loads(cli("sends", "show", "1", "--json").out)["failed"]
+        assert failed["error"] == "550 5.1.1 <[recipient]>: Recipient address rejected"
+        assert cli("send", ISSUE, "--to", gone, "--transport", "outbox").code == 0
+        assert cli("subscribers", "erase", gone, "--yes").code == 0
+    needles = (gone.encode(), b"Erase Me")
+    for path in (tmp_path / "state").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(n in data for n in needles), path

@@ -277,11 +277,12 @@ def erase(
     if not yes:
         if not sys.stdin.isatty():
             raise InputError("erase needs --yes when not run interactively")
-        typer.confirm(f"Erase {email} for good?", abort=True)
+        if not typer.confirm(f"Erase {email} for good?", default=False):
+            raise InputError("aborted: nothing was erased")
     workspace = open_current_workspace()
     with _store() as store:
         record = store.erase(email, CLI)
-    files = forget(workspace.state_dir / "outbox", delivery_key(record.id))
+    files = forget(workspace.state_dir / "outbox", delivery_key(record.id), email)
     out.print(
         f"erased subscriber #{record.id}; the address stays suppressed"
         + (f"; {files} outbox message(s) deleted" if files else "")

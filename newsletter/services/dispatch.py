@@ -13,6 +13,7 @@ gives the rest of the claims back: nothing is left uncertain.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -276,6 +277,11 @@ class Dispatcher:
             self.on_waiting(delay, reason)
 
     def _verdict(self, claim: Claimed, outcome: Outcome) -> Verdict:
+        if outcome.error and claim.email and claim.email.lower() in outcome.error.lower():
+            # Servers echo the recipient ("550 5.1.1 <ann@x>: ..."): stored without it,
+            # so an erasure leaves no address behind in the ledger.
+            pattern = re.compile(re.escape(claim.email), re.IGNORECASE)
+            outcome = outcome._replace(error=pattern.sub("[recipient]", outcome.error))
         attempts = claim.attempts + 1
         if outcome.result == Result.SENT:
             return Verdict(claim.delivery_id, DeliveryStatus.SENT, attempts, outcome.provider_id)

@@ -32,7 +32,7 @@ from newsletter.domain.subscriber import (
 )
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import reading
-from newsletter.infra.db.schema import meta, subscriber_events, subscribers
+from newsletter.infra.db.schema import deliveries, meta, subscriber_events, subscribers
 
 SALT_KEY = "erasure_salt"
 
@@ -435,7 +435,20 @@ class SubscriberStore:
                 .where(subscriber_events.c.subscriber_id == row.id)
                 .values(ip=None, user_agent=None, detail=None)
             )
+            connection.execute(  # providers' replies, in case one named the person
+                update(deliveries)
+                .where(deliveries.c.subscriber_id == row.id)
+                .values(last_error=None)
+            )
             record_event(connection, row.id, "erased", context, old, new, at)
+        if self.engine.dialect.name == "sqlite":
+            # Old page images wait in the write-ahead log until a checkpoint: write them
+            # back now (secure_delete zeroes freed space) so the file forgets the person.
+            raw = self.engine.raw_connection()  # outside a transaction, as PRAGMAs need
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
         record = self.get_by_id(row.id)
         assert record is not None
         return record

@@ -53,10 +53,17 @@ class OutboxTransport:
         pass
 
 
-def forget(folder: Path, key: str) -> int:
-    """GDPR erasure reaches the outbox too: remove every message written for this key."""
+def forget(folder: Path, key: str, address: str | None = None) -> int:
+    """GDPR erasure reaches the outbox too: remove every message written for this key, and
+    the test sends (named by position, not by subscriber) that went to the address."""
     removed = 0
     for path in folder.glob(f"*/{key}.eml"):
         path.unlink()
         removed += 1
+    if address:
+        needle = address.lower().encode()
+        for path in folder.glob("test-*/*.eml"):
+            if needle in path.read_bytes().lower():
+                path.unlink()
+                removed += 1
     return removed

@@ -190,7 +190,9 @@ def running(app: object) -> Iterator[str]:
     """Serve an ASGI app with a real uvicorn on a free loopback port, in a thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # As `serve` runs it: uvicorn must not rewrite the peer from X-Forwarded-For itself.
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -94,21 +94,19 @@ def test_rate_limiter_forgets_idle_keys_and_groups_ipv6():
     assert limiter.allow("a", now=61)
 
 
-def test_forwarded_for_takes_the_proxys_entry():
-    from types import SimpleNamespace
+def test_forwarded_for_is_read_only_from_trusted_proxies():
+    from ipaddress import ip_network
 
-    from newsletter.web.app import WebContext, client_context
+    from newsletter.web.app import client_ip
 
-    ctx = WebContext(None, None, "N", [], RateLimiter(1, 1), True)  # type: ignore[arg-type]
-
-    def request(forwarded: str) -> SimpleNamespace:
-        headers = {"x-forwarded-for": forwarded, "user-agent": "UA"}
-        return SimpleNamespace(client=SimpleNamespace(host="10.0.0.1"), headers=headers)
-
-    assert client_context(ctx, request("6.6.6.6, 203.0.113.5"), Source.WEB_FORM).ip == (
-        "203.0.113.5"
-    )
-    assert client_context(ctx, request("x" * 80), Source.WEB_FORM).ip is None
+    proxies = [ip_network("10.0.0.0/8"), ip_network("127.0.0.1/32")]
+    # Behind two trusted proxies: the right-most hop that is not a proxy is the client.
+    assert client_ip("10.0.0.1", "6.6.6.6, 203.0.113.5, 10.0.0.7", proxies) == "203.0.113.5"
+    # A peer that is not a proxy: its own address, whatever it claims.
+    assert client_ip("198.51.100.9", "6.6.6.6", proxies) == "198.51.100.9"
+    assert client_ip("10.0.0.1", "6.6.6.6", []) == "10.0.0.1"  # no proxies configured
+    # Garbage where the proxy's entry should be: the proxy's own address, nothing claimed.
+    assert client_ip("10.0.0.1", "x" * 80, proxies) == "10.0.0.1"
 
 
 def test_non_ascii_list_name_stays_a_valid_list_id():

@@ -313,3 +313,48 @@ def test_erasure_leaves_the_address_nowhere(sample, tmp_path, monkeypatch, cli):
         if path.is_file():
             data = path.read_bytes()
             assert not any(n in data for n in needles), path
+
+
+def _serve_with(web, **settings):
+    from conftest import running
+
+    from newsletter.web.server import build_app
+
+    for key, value in settings.items():
+        setattr(web.workspace.settings.web, key, value)
+    return running(build_app(web.workspace, web.engine, web.signer))
+
+
+def test_spoofed_forwarded_for_does_not_get_around_the_per_ip_limit(web):
+    import httpx
+
+    codes = []
+    with _serve_with(web, subscribe_per_ip_per_hour=3) as url:
+        for i in range(8):
+            response = httpx.post(
+                f"{url}/subscribe",
+                data={"email": f"bomb{i}@example.com"},
+                headers={"x-forwarded-for": f"198.51.100.{i}"},
+            )
+            codes.append(response.status_code)
+    assert codes == [200, 200, 200, 429, 429, 429, 429, 429]
+
+
+def test_a_global_ceiling_on_confirmation_mails(web):
+    import time
+    from ipaddress import ip_network
+
+    import httpx
+
+    with _serve_with(
+        web, trusted_proxies=[ip_network("127.0.0.1/32")], confirm_mails_per_hour=3
+    ) as url:
+        for i in range(6):
+            httpx.post(
+                f"{url}/subscribe",
+                data={"email": f"many{i}@example.com"},
+                headers={"x-forwarded-for": f"198.51.100.{i}"},
+            )
+        time.sleep(1)  # the work happens after the answer
+    mails = list((web.workspace.state_dir / "outbox" / "confirmations").glob("*.eml"))
+    assert len(mails) == 3

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    IPvAnyNetwork,
     PositiveFloat,
     PositiveInt,
     SecretStr,
@@ -153,8 +154,12 @@ class WebSettings(_Table):
     confirm_resend_minutes: PositiveInt = 10
     confirm_max_sends: PositiveInt = 5
     confirm_ttl_days: PositiveInt = 7
-    # Behind a reverse proxy, take the client address from X-Forwarded-For.
-    trust_forwarded_for: bool = False
+    # Reverse proxies in front of `serve`: X-Forwarded-For is read only when the direct
+    # peer is one of these (addresses or networks), the right-most untrusted hop first.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Whatever the addresses, at most this many subscribe requests an hour lead to a
+    # confirmation mail (subscription bombing from many addresses).
+    confirm_mails_per_hour: PositiveInt = 200
     # Every request body is capped (413 above it) and must arrive within this time (408).
     max_body_bytes: PositiveInt = 64 * 1024
     body_timeout_seconds: PositiveFloat = 10.0

@@ -43,7 +43,8 @@ class WebContext:
     newsletter: str
     topics: list[str]
     subscribe_limit: RateLimiter
-    trust_forwarded_for: bool
+    confirm_ceiling: RateLimiter
+    trusted_proxies: list[Any]
 
 
 def create_app(
@@ -60,7 +61,8 @@ def create_app(
         newsletter=newsletter,
         topics=sorted(topics),
         subscribe_limit=RateLimiter(web.subscribe_per_ip_per_hour, 3600),
-        trust_forwarded_for=web.trust_forwarded_for,
+        confirm_ceiling=RateLimiter(web.confirm_mails_per_hour, 3600),
+        trusted_proxies=list(web.trusted_proxies),
     )
     routes = [
         Route("/healthz", partial(healthz, ctx), methods=["GET"]),
@@ -116,17 +118,35 @@ def not_found_handler(ctx: WebContext):  # type: ignore[no-untyped-def]
 
 
 def client_context(ctx: WebContext, request: Request, source: Source) -> Context:
-    ip = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
-    if ctx.trust_forwarded_for and forwarded:
-        # Our proxy appends the address it saw: the last entry. Earlier ones are the
-        # client's own claims.
-        ip = forwarded.split(",")[-1].strip()
-    try:
-        ip = str(ipaddress.ip_address(ip)) if ip else None
-    except ValueError:
-        ip = None
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), ctx.trusted_proxies)
     return Context(source, None, ip, request.headers.get("user-agent"))
+
+
+def client_ip(peer: str | None, forwarded: str | None, trusted: list[Any]) -> str | None:
+    """The client's address: the direct peer, unless that is a trusted proxy; then the
+    right-most hop of X-Forwarded-For that is not one (each proxy appends what it saw;
+    anything further left is the client's own claim)."""
+
+    def parsed(text: str | None) -> Any:
+        try:
+            return ipaddress.ip_address((text or "").strip())
+        except ValueError:
+            return None
+
+    def is_proxy(address: Any) -> bool:
+        return any(address in network for network in trusted)
+
+    address = parsed(peer)
+    if address is None or not forwarded or not is_proxy(address):
+        return str(address) if address is not None else None
+    for hop in reversed([parsed(h) for h in forwarded.split(",")]):
+        if hop is None:
+            break  # garbage where a proxy's entry should be: believe nothing further
+        address = hop
+        if not is_proxy(hop):
+            break
+    return str(address) if address is not None else None
 
 
 async def healthz(ctx: WebContext, request: Request) -> Response:
@@ -277,6 +297,9 @@ async def subscribe(ctx: WebContext, request: Request) -> Response:
             name=name or "",
             error="Please enter a valid email address and a name without special characters.",
         )
+    if not ctx.confirm_ceiling.allow("all"):
+        log.warning("confirmation mails: over [web] confirm_mails_per_hour, request dropped")
+        return sent  # the same answer: the ceiling is not for a visitor to probe
     # The rest happens after the answer: creating a subscriber and mailing them takes
     # longer than finding a known one, and the timing must not tell the two apart.
     sent.background = BackgroundTask(_subscribe_quietly, ctx, address.email, name, topics, context)

@@ -358,3 +358,35 @@ def test_a_global_ceiling_on_confirmation_mails(web):
         time.sleep(1)  # the work happens after the answer
     mails = list((web.workspace.state_dir / "outbox" / "confirmations").glob("*.eml"))
     assert len(mails) == 3
+
+
+def test_coming_back_from_an_unsubscribe_link_needs_a_confirmation_mail(web):
+    import re
+
+    import httpx
+
+    from newsletter.domain.subscriber import Source
+    from newsletter.domain.tokens import Purpose
+    from newsletter.services.subscribers import Context
+
+    person = web.store.add("left@example.com", context=Context(Source.CLI))
+    unsubscribe = web.token(Purpose.UNSUBSCRIBE, person.id)
+    page = httpx.get(f"{web.url}/u/{unsubscribe}").text
+    httpx.post(f"{web.url}/u/{unsubscribe}", data={"List-Unsubscribe": "One-Click"})
+    preferences = re.search(r'href="[^"]*(/preferences/[^"]+)"', page).group(1)
+    import email
+    import email.policy
+    import time
+
+    time.sleep(1.1)  # tokens count in seconds: one from the unsubscribe's second is refused
+    answer = httpx.post(f"{web.url}{preferences}", data={"action": "resubscribe"})
+    assert answer.status_code == 200
+    assert web.store.get("left@example.com").status == "unsubscribed"
+    mail = web.workspace.state_dir / "outbox" / "confirmations" / f"sub-{person.id}.eml"
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()
+    link = re.search(r"/confirm/([A-Za-z0-9_-]{20,})", text).group(1)
+    assert httpx.post(f"{web.url}/confirm/{link}").status_code == 200
+    assert web.store.get("left@example.com").status == "active"
+    kinds = [event.kind for event in web.store.events(person.id)]
+    assert kinds.index("resubscribe requested") < len(kinds) - 1  # then the confirmation

@@ -80,10 +80,17 @@ class ConsentService:
         if action == "unsubscribe":
             return self.store.unsubscribe(record.id, context)[0]
         if action == "resubscribe":
+            # A preferences link survives in old mail, forwards and the List-Unsubscribe
+            # header that mailbox providers keep: coming back is double opt-in again.
+            # The log shows the request here and the confirmation when its link is used.
             if record.status == Status.UNSUBSCRIBED:
-                record = self.store.resubscribe(
-                    record.id, "came back through the preferences page", context
-                )[0]
+                self.store.note(record.id, "resubscribe requested", context)
+                if self.store.claim_confirmation(
+                    record.id,
+                    min_interval=timedelta(minutes=self.web.confirm_resend_minutes),
+                    max_sends=self.web.confirm_max_sends,
+                ):
+                    self._send_confirmation(record)
             return record
         if action == "pause":
             if not pause_days or pause_days not in (30, 90, 180):

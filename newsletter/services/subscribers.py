@@ -374,6 +374,11 @@ class SubscriberStore:
             raise NotFound(f"no subscriber #{subscriber_id}")
         return record
 
+    def note(self, subscriber_id: int, kind: str, context: Context) -> None:
+        """An event in the consent log that changes no status (a request, for instance)."""
+        with self.engine.begin() as connection:
+            record_event(connection, subscriber_id, kind, context, None, None, now())
+
     def claim_confirmation(
         self, subscriber_id: int, *, min_interval: timedelta, max_sends: int
     ) -> bool:

@@ -226,7 +226,11 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
                     context=client_context(ctx, request, Source.PREFERENCES),
                 )
             )
-            notice = "Saved."
+            notice = (
+                "A message with a link to confirm is on its way to you."
+                if action == "resubscribe"
+                else "Saved."
+            )
         except InputError as exc:
             record, error = None, exc.message
             record = await run_in_threadpool(consent.subscriber_for, token, Purpose.PREFERENCES)

@@ -390,3 +390,21 @@ def test_coming_back_from_an_unsubscribe_link_needs_a_confirmation_mail(web):
     assert web.store.get("left@example.com").status == "active"
     kinds = [event.kind for event in web.store.events(person.id)]
     assert kinds.index("resubscribe requested") < len(kinds) - 1  # then the confirmation
+
+
+def test_a_name_written_as_an_encoded_word_stays_literal_text(sending):
+    import email
+    import email.policy
+    from datetime import UTC, datetime
+
+    from newsletter.domain.message import MessageTemplate, Sender
+    from newsletter.domain.personalize import Recipient
+    from newsletter.services.build import Builder
+
+    trick = "=?utf-8?q?X=0D=0ABcc:_evil@example.com?="
+    build = Builder(sending.workspace).build(ISSUE)
+    raw = MessageTemplate(build.rendered, Sender("n@example.com", "N"), date=datetime.now(UTC))
+    data = raw.render(Recipient("ann@example.com", "Ann", name=trick), "<id@example.com>")
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert message["To"].addresses[0].display_name == trick
+    assert message["Bcc"] is None

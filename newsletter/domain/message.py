@@ -82,6 +82,10 @@ def mailbox(name: str | None, address: str) -> str:
     """`Name <address>`, the name quoted or encoded as needed; UTF-8 addresses stay raw
     (they need SMTPUTF8 anyway)."""
     display = one_line(name or "")
+    if "=?" in display:
+        # A name that looks like an encoded-word ("=?utf-8?q?X=0D=0ABcc:...?=") is the
+        # person's literal text: encoded whole, so no client decodes it into a header.
+        return f"{Header(display, 'utf-8').encode()} <{address}>"
     if address.isascii():
         return formataddr((display, address), charset="utf-8")
     if not display:

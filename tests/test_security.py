@@ -408,3 +408,29 @@ def test_a_name_written_as_an_encoded_word_stays_literal_text(sending):
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert message["To"].addresses[0].display_name == trick
     assert message["Bcc"] is None
+
+
+def test_a_new_single_key_warns_that_old_links_break(sending, cli, monkeypatch):
+    from sqlalchemy import update
+
+    from newsletter.infra.db.schema import meta
+
+    sending.add(1)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "old-signing-key-0123456789")
+    assert cli("send", ISSUE, "--yes").code == 0
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "new-signing-key-0123456789")
+    first = cli("send", ISSUE, "--dry-run", "--again")
+    # The new key's first use is now; the send before it was signed with the old key.
+    with sending.engine.begin() as connection:
+        connection.execute(
+            update(meta)
+            .where(meta.c.key.like("signing_key:%"))
+            .values(value="2099-01-01T00:00:00+00:00")
+        )
+    warned = cli("send", ISSUE, "--dry-run", "--again")
+    assert "lists one key" in warned.err and "1 send(s) went out before it" in warned.err
+    assert "new-signing-key" not in warned.err + first.err
+    monkeypatch.setenv(
+        "NEWSLETTER_SECRET_KEY", "new-signing-key-0123456789,old-signing-key-0123456789"
+    )
+    assert "lists one key" not in cli("send", ISSUE, "--dry-run", "--again").err

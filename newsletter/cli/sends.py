@@ -28,6 +28,7 @@ from newsletter.infra.db.engine import connect
 from newsletter.infra.signals import graceful_stop
 from newsletter.infra.transports.factory import make_transport
 from newsletter.infra.workspace import Workspace
+from newsletter.services.keys import signing_key_warning
 from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
 from newsletter.services.links import list_identity, signer
 from newsletter.services.sending import (
@@ -189,6 +190,9 @@ def send(
             return
         if not as_json and plan.warnings:
             show_findings(plan.warnings, err)
+        keys = signer(workspace, allow_generated=plan.transport == "outbox")
+        if (warning := signing_key_warning(engine, keys)) and not as_json:
+            err.print(Text(f"warning: {warning}"), style="yellow")
         if dry:
             _dry_run(workspace, engine, plan, as_json)
             return

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
-from newsletter.cli.app import app, open_current_workspace, out
+from newsletter.cli.app import app, err, open_current_workspace, out
 from newsletter.infra.db.engine import connect
+from newsletter.services.keys import signing_key_warning
 from newsletter.services.links import signer
 from newsletter.web.server import bind, build_app, run
 
@@ -24,6 +26,8 @@ def serve(
     host, port = host or web.host, port or web.port
     with connect(workspace.database_url) as engine:
         application = build_app(workspace, engine, keys)
+        if warning := signing_key_warning(engine, keys):
+            err.print(Text(f"warning: {warning}"), style="yellow")
         sock = bind(host, port)
         out.print(
             f"serving {workspace.settings.name} on http://{host}:{port} "

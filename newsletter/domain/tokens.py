@@ -49,6 +49,9 @@ class Signer:
         if not keys:
             raise ValueError("at least one signing key is needed")
         self._macs = [_PrimedHmac(k.encode("utf-8")) for k in keys]
+        self.key_count = len(keys)
+        # Names the signing key (for rotation warnings) without revealing it.
+        self.fingerprint = hashlib.sha256(b"signing key\0" + keys[0].encode()).hexdigest()[:16]
 
     def sign(
         self,

@@ -434,3 +434,24 @@ def test_a_new_single_key_warns_that_old_links_break(sending, cli, monkeypatch):
         "NEWSLETTER_SECRET_KEY", "new-signing-key-0123456789,old-signing-key-0123456789"
     )
     assert "lists one key" not in cli("send", ISSUE, "--dry-run", "--again").err
+
+
+def test_forged_truncated_altered_and_cross_purpose_tokens_all_get_404(web):
+    import httpx
+
+    from newsletter.domain.subscriber import Source
+    from newsletter.domain.tokens import Purpose, Signer
+    from newsletter.services.subscribers import Context
+
+    person = web.store.add("target@example.com", context=Context(Source.CLI)).id
+    good = web.token(Purpose.UNSUBSCRIBE, person)
+    altered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    other_key = Signer(["another-key-0123456789abcdef"]).sign(Purpose.UNSUBSCRIBE, person)
+    wrong_purpose = web.token(Purpose.PREFERENCES, person)
+    for bad in ("A" * 44, good[:30], altered, other_key, wrong_purpose, "%2e%2e"):
+        for method, path in (("GET", "/u/"), ("POST", "/u/"), ("POST", "/confirm/")):
+            response = httpx.request(
+                method, f"{web.url}{path}{bad}", data={"List-Unsubscribe": "One-Click"}
+            )
+            assert response.status_code == 404, (bad, method, path)
+    assert web.store.get("target@example.com").status == "active"

@@ -11,6 +11,7 @@ request it stops the way a send stops (nothing left uncertain).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -285,7 +286,7 @@ class Daemon:
                     insert(daemons).values(
                         id=self.id,
                         host=HOST,
-                        pid=_pid(),
+                        pid=os.getpid(),
                         state=state,
                         started_at=at,
                         heartbeat_at=at,
@@ -296,12 +297,6 @@ class Daemon:
     def _heartbeat(self, state: str) -> None:
         if time.monotonic() - self._beat_at >= HEARTBEAT_SECONDS:
             self._beat(state)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def daemon_rows(engine: Engine) -> list[dict[str, Any]]:

@@ -25,22 +25,14 @@ def status_of(workspace: Workspace, engine: Engine) -> dict[str, Any]:
         "state": "none",
         "standby": sum(r["state"] == "standby" for r in alive),
     }
-    if active is not None:
+    shown = active or (alive[0] if alive else None)  # the active one, else a standby
+    if shown is not None:
         daemon.update(
-            state="active",
-            host=active["host"],
-            pid=active["pid"],
-            since=active["started_at"],
-            heartbeat=active["heartbeat_at"],
-        )
-    elif alive:
-        first = alive[0]
-        daemon.update(
-            state="standby",
-            host=first["host"],
-            pid=first["pid"],
-            since=first["started_at"],
-            heartbeat=first["heartbeat_at"],
+            state=shown["state"],
+            host=shown["host"],
+            pid=shown["pid"],
+            since=shown["started_at"],
+            heartbeat=shown["heartbeat_at"],
         )
     records = ScheduleBook(workspace, engine).list()
     upcoming = [

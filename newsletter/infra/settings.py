@@ -125,6 +125,13 @@ class ScheduleSettings(_Table):
     misfire_grace: timedelta = timedelta(hours=1)
 
 
+class WebhookSettings(_Table):
+    """Provider feedback posted to `serve` (the public key: SENDGRID_WEBHOOK_PUBLIC_KEY)."""
+
+    max_age: timedelta = timedelta(minutes=10)  # a signed post older than this is refused
+    max_body_bytes: PositiveInt = 20 * 1024 * 1024
+
+
 class UtmSettings(_Table):
     """UTM tagging of links; off unless `source` is set."""
 
@@ -190,6 +197,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     sending: SendingSettings = Field(default_factory=SendingSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     utm: UtmSettings = Field(default_factory=UtmSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     web: WebSettings = Field(default_factory=WebSettings)

@@ -32,7 +32,13 @@ from newsletter.domain.subscriber import (
 )
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import reading
-from newsletter.infra.db.schema import deliveries, meta, subscriber_events, subscribers
+from newsletter.infra.db.schema import (
+    deliveries,
+    meta,
+    provider_events,
+    subscriber_events,
+    subscribers,
+)
 
 SALT_KEY = "erasure_salt"
 
@@ -154,6 +160,34 @@ def timestamps_for(status: Status, at: datetime) -> dict[str, datetime]:
     if status in SUPPRESSED:
         return {"unsubscribed_at": at}
     return {}
+
+
+def change_status_in(
+    connection: Connection,
+    subscriber_id: int,
+    new: Status,
+    context: Context,
+    *,
+    unless: frozenset[Status] = frozenset(),
+) -> bool:
+    """`SubscriberStore.change_status` inside a caller's transaction (provider events are
+    applied a whole post at a time). False when nothing changed (or nobody is there)."""
+    at = now()
+    row = connection.execute(
+        select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
+    ).first()
+    if row is None:
+        return False
+    old = Status(row.status)
+    if old == new or old in unless or row.erased_at is not None:
+        return False
+    connection.execute(
+        update(subscribers)
+        .where(subscribers.c.id == subscriber_id)
+        .values(status=str(new), **timestamps_for(new, at))
+    )
+    record_event(connection, subscriber_id, "status", context, old, new, at)
+    return True
 
 
 class SubscriberStore:
@@ -301,25 +335,12 @@ class SubscriberStore:
     ) -> tuple[SubscriberRecord, bool]:
         """Move a subscriber to `new` unless their status (read under the row lock) is in
         `unless`; returns (record, whether anything changed)."""
-        at = now()
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
-            ).first()
-            if row is None:
-                raise NotFound(f"no subscriber #{subscriber_id}")
-            old = Status(row.status)
-            if old == new or old in unless or row.erased_at is not None:
-                return to_record(row), False
-            connection.execute(
-                update(subscribers)
-                .where(subscribers.c.id == subscriber_id)
-                .values(status=str(new), **timestamps_for(new, at))
-            )
-            record_event(connection, subscriber_id, "status", context, old, new, at)
+            changed = change_status_in(connection, subscriber_id, new, context, unless=unless)
         record = self.get_by_id(subscriber_id)
-        assert record is not None
-        return record, True
+        if record is None:
+            raise NotFound(f"no subscriber #{subscriber_id}")
+        return record, changed
 
     def unsubscribe(self, subscriber_id: int, context: Context) -> tuple[SubscriberRecord, bool]:
         """Idempotent; bounced and complained stay as they are (already suppressed)."""
@@ -444,6 +465,16 @@ class SubscriberStore:
                 update(deliveries)
                 .where(deliveries.c.subscriber_id == row.id)
                 .values(last_error=None)
+            )
+            connection.execute(  # provider events name the address and may hold a URL
+                update(provider_events)
+                .where(
+                    or_(
+                        provider_events.c.subscriber_id == row.id,
+                        func.lower(provider_events.c.email) == address.email.lower(),
+                    )
+                )
+                .values(email=None, detail=None)
             )
             record_event(connection, row.id, "erased", context, old, new, at)
         if self.engine.dialect.name == "sqlite":

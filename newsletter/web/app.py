@@ -32,6 +32,7 @@ from newsletter.services.consent import ConsentService
 from newsletter.services.subscribers import Context, checked_name, parse_address
 from newsletter.web.middleware import Guard
 from newsletter.web.ratelimit import RateLimiter, client_key
+from newsletter.web.webhooks import PATH, WebhookContext, sendgrid_events
 
 log = logging.getLogger("newsletter.web")
 
@@ -48,7 +49,12 @@ class WebContext:
 
 
 def create_app(
-    consent: ConsentService, templates_dir: Path, newsletter: str, topics: list[str]
+    consent: ConsentService,
+    templates_dir: Path,
+    newsletter: str,
+    topics: list[str],
+    webhooks: WebhookContext | None = None,
+    webhook_max_bytes: int = 20 * 1024 * 1024,
 ) -> Starlette:
     web = consent.web
     ctx = WebContext(
@@ -71,6 +77,8 @@ def create_app(
         Route("/subscribe", partial(subscribe, ctx), methods=["GET", "POST"]),
         Route("/confirm/{token}", partial(confirm, ctx), methods=["GET", "POST"]),
     ]
+    if webhooks is not None:
+        routes.append(Route(PATH, partial(sendgrid_events, webhooks), methods=["POST"]))
     return Starlette(
         routes=routes,
         exception_handlers={404: not_found_handler(ctx)},
@@ -80,6 +88,7 @@ def create_app(
                 max_body_bytes=web.max_body_bytes,
                 body_seconds=web.body_timeout_seconds,
                 own_origin=consent.identity.base_url,
+                larger={PATH: webhook_max_bytes},
             )
         ],
     )

@@ -51,9 +51,11 @@ class Guard:
         max_body_bytes: int = 64 * 1024,
         body_seconds: float = 10.0,
         own_origin: str | None = None,
+        larger: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger = larger or {}  # paths allowed a bigger body (the event webhook)
         self.body_seconds = body_seconds
         self.own_hosts = {urlsplit(own_origin).netloc} if own_origin else set()
         self._headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
@@ -76,6 +78,7 @@ class Guard:
         started = time.monotonic()
         status: dict[str, Any] = {"code": 0}
         received = 0
+        limit = self.larger.get(scope.get("path", ""), self.max_body_bytes)
         deadline = started + self.body_seconds
 
         async def reading() -> Message:
@@ -85,7 +88,7 @@ class Guard:
             except TimeoutError:
                 raise _Refused(408, "the request body came too slowly") from None
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
+            if received > limit:
                 raise _Refused(413, "request body too large")
             return message
 
@@ -100,7 +103,7 @@ class Guard:
 
         try:
             declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
-            if int(declared or b"0") > self.max_body_bytes:
+            if int(declared or b"0") > limit:
                 raise _Refused(413, "request body too large")
             if scope.get("method") == "POST" and self._cross_site(scope):
                 raise _Refused(403, "cross-site form posts are refused")

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
+from datetime import timedelta
 
 import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from newsletter.domain.tokens import Signer
-from newsletter.errors import ExitStatus, NewsletterError
+from newsletter.errors import ConfigError, ExitStatus, NewsletterError
 from newsletter.infra.transports.factory import make_transport
 from newsletter.infra.workspace import Workspace
 from newsletter.services.consent import ConsentService
+from newsletter.services.feedback import WebhookVerifier
 from newsletter.services.library import Library
 from newsletter.services.links import list_identity
 from newsletter.services.render import Renderer
 from newsletter.services.subscribers import SubscriberStore
 from newsletter.web.app import create_app
+from newsletter.web.webhooks import WebhookContext
 
 
 def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette:
@@ -33,7 +37,24 @@ def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette
         transport=make_transport(workspace),
     )
     topics = sorted({tag for s in Library(workspace).snippets() for tag in s.meta.tags})
-    return create_app(consent, workspace.templates_dir, settings.name, topics)
+    return create_app(
+        consent,
+        workspace.templates_dir,
+        settings.name,
+        topics,
+        WebhookContext(engine, webhook_verifier(settings.webhooks.max_age)),
+        settings.webhooks.max_body_bytes,
+    )
+
+
+def webhook_verifier(max_age: timedelta) -> WebhookVerifier | None:
+    key = os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip()
+    if not key:
+        return None
+    try:
+        return WebhookVerifier(key, max_age)
+    except ValueError as exc:
+        raise ConfigError(str(exc), "environment variable SENDGRID_WEBHOOK_PUBLIC_KEY") from None
 
 
 class PortInUse(NewsletterError):

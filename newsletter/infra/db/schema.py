@@ -169,3 +169,22 @@ daemons = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
+
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("provider", String(16), nullable=False),
+    # The provider's own id (SendGrid's sg_event_id): a retried post changes nothing.
+    Column("event_id", String(100), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("email", String(320), nullable=True),  # cleared by erasure
+    Column("subscriber_id", Id, nullable=True),
+    Column("send_id", Id, nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("detail", Text, nullable=True),  # reason, bounce type, URL; cleared by erasure
+    Column("machine", Boolean, nullable=False, default=False, server_default="0"),
+    Index("ix_provider_events_send_kind", "send_id", "kind"),
+    Index("ix_provider_events_subscriber", "subscriber_id"),
+)

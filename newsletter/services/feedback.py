@@ -1,0 +1,190 @@
+"""Provider feedback: SendGrid's signed Event Webhook, verified, stored once per event, and
+applied to the list in one transaction per post.
+
+Bounces, spam reports and unsubscribes change the subscriber's status (never back to
+active, never weaker than a complaint), each change in the consent log with source
+`provider-event` and the event id. Every event, including those for unknown or erased
+subscribers and those that arrive out of order, is kept for the statistics.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from typing import Any
+
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy import Engine, insert, select
+
+from newsletter.domain.subscriber import Source, Status
+from newsletter.infra.db.schema import provider_events, subscribers
+from newsletter.services.subscribers import Context, change_status_in, now
+
+COMPLAINED_ONLY = frozenset({Status.COMPLAINED})
+HARD = frozenset({Status.BOUNCED, Status.COMPLAINED})
+SUPPRESSED = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
+
+
+class BadSignature(Exception):
+    """Missing, malformed, wrong or stale: the post changes nothing (403)."""
+
+
+@dataclass(frozen=True)
+class Ingested:
+    received: int
+    stored: int  # new events (the rest were already stored: a retried post)
+    changes: int  # subscribers whose status changed
+
+
+class WebhookVerifier:
+    """ECDSA P-256 / SHA-256 over the timestamp followed by the raw body, checked by the
+    `sendgrid` package's own EventWebhook helper."""
+
+    def __init__(self, public_key: str, max_age: timedelta) -> None:
+        try:
+            self.helper = EventWebhook(public_key.strip())
+        except (ValueError, TypeError, binascii.Error) as exc:
+            raise ValueError(f"not a base64 DER public key ({type(exc).__name__})") from None
+        self.max_age = max_age
+
+    def verify(self, body: bytes, signature: str | None, timestamp: str | None) -> None:
+        if not signature or not timestamp:
+            raise BadSignature("signature or timestamp header missing")
+        try:
+            sent = datetime.fromtimestamp(int(timestamp), UTC)
+            text = body.decode("utf-8")
+            base64.b64decode(signature, validate=True)
+        except (ValueError, OverflowError, binascii.Error):
+            raise BadSignature("malformed signature, timestamp or body") from None
+        if abs(now() - sent) > self.max_age:
+            raise BadSignature("timestamp outside the allowed age")
+        if not self.helper.verify_signature(text, signature, timestamp):
+            raise BadSignature("signature does not match")
+
+
+def effect(event: dict[str, Any]) -> tuple[Status, frozenset[Status]] | None:
+    """The status an event leads to, and the statuses it never overrides."""
+    kind = event.get("event")
+    if kind == "bounce":
+        return (Status.BOUNCED, HARD) if event.get("type", "bounce") == "bounce" else None
+    if kind == "dropped":
+        reason = str(event.get("reason", "")).lower()
+        if "bounce" in reason:
+            return Status.BOUNCED, HARD
+        if "spam" in reason:
+            return Status.COMPLAINED, COMPLAINED_ONLY
+        if "unsubscribe" in reason:
+            return Status.UNSUBSCRIBED, SUPPRESSED
+        return None
+    if kind == "spamreport":
+        return Status.COMPLAINED, COMPLAINED_ONLY
+    if kind in ("unsubscribe", "group_unsubscribe"):
+        return Status.UNSUBSCRIBED, SUPPRESSED
+    return None  # processed, delivered, deferred, open, click, group_resubscribe: recorded
+
+
+def parse_events(body: bytes) -> list[dict[str, Any]]:
+    try:
+        events = json.loads(body)
+    except ValueError:
+        raise ValueError("the body is not JSON") from None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise ValueError("the body is not a JSON array of events")
+    return events
+
+
+def ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
+    """Store each event once and apply the new ones, all in one transaction."""
+    received_at = now()
+    rows = [_row(event, received_at) for event in events]
+    by_id = {row["event_id"]: (row, event) for row, event in zip(rows, events, strict=True)}
+    changes = 0
+    with engine.begin() as connection:
+        known: set[str] = set()
+        ids = list(by_id)
+        for start in range(0, len(ids), 500):
+            known.update(
+                connection.execute(
+                    select(provider_events.c.event_id).where(
+                        provider_events.c.event_id.in_(ids[start : start + 500])
+                    )
+                ).scalars()
+            )
+        fresh = [(row, event) for key, (row, event) in by_id.items() if key not in known]
+        unknown = {
+            row["email"].lower()
+            for row, event in fresh
+            if row["subscriber_id"] is None and row["email"] and effect(event)
+        }
+        found = _by_address(connection, unknown)
+        for row, _ in fresh:
+            if row["subscriber_id"] is None and row["email"]:
+                row["subscriber_id"] = found.get(row["email"].lower())
+        if fresh:
+            connection.execute(insert(provider_events), [row for row, _ in fresh])
+        for row, event in fresh:
+            result = effect(event)
+            if result is None or row["subscriber_id"] is None:
+                continue
+            status, unless = result
+            context = Context(Source.PROVIDER, f"sendgrid {row['kind']} {row['event_id']}")
+            changes += change_status_in(
+                connection, row["subscriber_id"], status, context, unless=unless
+            )
+    return Ingested(len(events), len(fresh), changes)
+
+
+def _row(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
+    event_id = str(event.get("sg_event_id") or "")
+    if not event_id:  # none given: the event's own content names it
+        event_id = "sha256:" + sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:40]
+    stamp = event.get("timestamp")
+    try:
+        occurred = datetime.fromtimestamp(int(stamp), UTC) if stamp is not None else None
+    except (TypeError, ValueError, OverflowError):
+        occurred = None
+    detail = event.get("reason") or event.get("type") or event.get("url") or event.get("status")
+    return {
+        "provider": "sendgrid",
+        "event_id": event_id[:100],
+        "kind": str(event.get("event") or "unknown")[:32],
+        "email": str(event["email"])[:320] if event.get("email") else None,
+        "subscriber_id": _int(event.get("subscriber_id")),
+        "send_id": _send_of(event.get("stream")),
+        "occurred_at": occurred,
+        "received_at": received_at,
+        "detail": str(detail)[:1000] if detail else None,
+        "machine": bool(event.get("sg_machine_open")),
+    }
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _send_of(stream: Any) -> int | None:
+    """Our custom arg `stream` is `send-N`."""
+    if isinstance(stream, str) and stream.startswith("send-"):
+        return _int(stream[5:])
+    return None
+
+
+def _by_address(connection: Any, addresses: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    listed = sorted(addresses)
+    for start in range(0, len(listed), 500):
+        for subscriber_id, key in connection.execute(
+            select(subscribers.c.id, subscribers.c.email_key).where(
+                subscribers.c.email_key.in_(listed[start : start + 500])
+            )
+        ):
+            found[key] = subscriber_id
+    return found

@@ -101,7 +101,7 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
 def ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
     """Store each event once and apply the new ones, all in one transaction."""
     received_at = now()
-    rows = [_row(event, received_at) for event in events]
+    rows = [row_of(event, received_at) for event in events]
     by_id = {row["event_id"]: (row, event) for row, event in zip(rows, events, strict=True)}
     changes = 0
     with engine.begin() as connection:
@@ -139,7 +139,7 @@ def ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
     return Ingested(len(events), len(fresh), changes)
 
 
-def _row(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
+def row_of(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
     event_id = str(event.get("sg_event_id") or "")
     if not event_id:  # none given: the event's own content names it
         event_id = "sha256:" + sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:40]

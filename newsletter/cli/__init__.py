@@ -12,6 +12,7 @@ from newsletter.cli import (  # noqa: F401  (they register)
     schedule,
     sends,
     serve,
+    stats,
     subscribers,
 )
 from newsletter.cli.app import PIPE_CLOSED, app, err, options, print_json

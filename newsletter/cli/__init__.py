@@ -9,6 +9,7 @@ from rich.text import Text
 
 from newsletter.cli import (  # noqa: F401  (they register)
     content,
+    inbound,
     schedule,
     sends,
     serve,

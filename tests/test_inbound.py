@@ -1,0 +1,181 @@
+"""`newsletter inbound`: delivery status notifications (Postfix and Exchange shapes, RFC
+3464), an ARF abuse report (RFC 5965), a mailto unsubscribe, and mail that is none of
+those. Fixtures are written for these tests after the RFCs' examples."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from newsletter.domain.subscriber import Source, Status
+from newsletter.domain.tokens import Purpose, Signer
+from newsletter.services.subscribers import Context
+
+SECRET = "test-signing-key-0123456789abcdef"
+
+POSTFIX = """\
+From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
+To: news@follicle-notes.example.com
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <20261202.ABC@mx.example.net>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B1"
+
+--B1
+Content-Type: text/plain
+
+I'm sorry to have to inform you that your message could not be delivered.
+
+--B1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+Arrival-Date: Wed, 2 Dec 2026 10:00:00 +0000
+
+Final-Recipient: rfc822; {address}
+Original-Recipient: rfc822;{address}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <{address}>: Recipient address rejected
+
+--B1
+Content-Type: text/rfc822-headers
+
+Message-ID: <send-1.sub-{sid}@follicle-notes.example.com>
+To: {address}
+Subject: Microneedling
+
+--B1--
+"""
+
+EXCHANGE_DELAYED = """\
+From: postmaster@corp.example.org
+To: news@follicle-notes.example.com
+Subject: Delivery delayed: Microneedling
+Message-ID: <delay-1@corp.example.org>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B2"
+
+--B2
+Content-Type: text/plain
+
+Delivery is delayed to these recipients or groups.
+
+--B2
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns;corp.example.org
+
+Final-Recipient: rfc822;{address}
+Action: delayed
+Status: 4.4.7
+
+--B2--
+"""
+
+ARF = """\
+From: staff@isp.example
+To: abuse@follicle-notes.example.com
+Subject: FW: Microneedling
+Message-ID: <arf-1@isp.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="B3"
+
+--B3
+Content-Type: text/plain
+
+This is an email abuse report for an email message received from IP 192.0.2.1.
+
+--B3
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: SomeGenerator/1.0
+Version: 1
+
+--B3
+Content-Type: message/rfc822
+
+From: news@follicle-notes.example.com
+To: {address}
+Message-ID: <send-1.sub-{sid}@follicle-notes.example.com>
+Subject: Microneedling
+
+Body.
+--B3--
+"""
+
+MAILTO = """\
+From: {address}
+To: unsubscribe@follicle-notes.example.com
+Subject: unsubscribe-{token}
+Message-ID: <u-1@mail.example>
+
+"""
+
+OTHER = """\
+From: reader@example.com
+To: editors@follicle-notes.example.com
+Subject: Thanks for the last issue
+Message-ID: <thanks-1@example.com>
+
+Loved it.
+"""
+
+
+def feed(cli, monkeypatch, text: str):
+    stdin = io.TextIOWrapper(io.BytesIO(text.replace("\n", "\r\n").encode()))
+    monkeypatch.setattr("sys.stdin", stdin)
+    return cli("inbound", "--json")
+
+
+def person(sending, address: str) -> int:
+    return sending.store.add(address, context=Context(Source.CLI)).id
+
+
+def test_a_permanent_bounce_marks_the_subscriber_bounced_once(sending, cli, monkeypatch):
+    sid = person(sending, "gone@example.net")
+    result = feed(cli, monkeypatch, POSTFIX.format(address="gone@example.net", sid=sid))
+    assert result.code == 0, result.err
+    [applied] = json.loads(result.out)
+    assert applied["kind"] == "bounce" and applied["changed"] is True
+    assert sending.store.get("gone@example.net").status == Status.BOUNCED
+    again = json.loads(
+        feed(cli, monkeypatch, POSTFIX.format(address="gone@example.net", sid=sid)).out
+    )
+    assert again[0]["duplicate"] is True
+
+
+def test_a_delay_is_counted_not_a_bounce(sending, cli, monkeypatch):
+    person(sending, "slow@corp.example.org")
+    result = feed(cli, monkeypatch, EXCHANGE_DELAYED.format(address="slow@corp.example.org"))
+    assert json.loads(result.out)[0]["kind"] == "soft-bounce"
+    assert sending.store.get("slow@corp.example.org").status == Status.ACTIVE
+
+
+def test_an_abuse_report_marks_the_subscriber_complained(sending, cli, monkeypatch):
+    sid = person(sending, "angry@isp.example")
+    result = feed(cli, monkeypatch, ARF.format(address="angry@isp.example", sid=sid))
+    assert json.loads(result.out)[0]["kind"] == "complaint"
+    assert sending.store.get("angry@isp.example").status == Status.COMPLAINED
+
+
+def test_a_mailto_unsubscribe_needs_a_valid_token(sending, cli, monkeypatch):
+    sid = person(sending, "leaving@mail.example")
+    other = person(sending, "victim@mail.example")
+    forged = Signer(["someone-elses-key-0123456789"]).sign(Purpose.UNSUBSCRIBE, other)
+    text = MAILTO.format(address="x@mail.example", token=forged)
+    assert json.loads(feed(cli, monkeypatch, text).out)[0]["subscriber_id"] is None
+    assert sending.store.get("victim@mail.example").status == Status.ACTIVE
+    token = Signer([SECRET]).sign(Purpose.UNSUBSCRIBE, sid, 1)
+    text = MAILTO.format(address="leaving@mail.example", token=token).replace("u-1@", "u-2@")
+    assert json.loads(feed(cli, monkeypatch, text).out)[0]["changed"] is True
+    assert sending.store.get("leaving@mail.example").status == Status.UNSUBSCRIBED
+    log = sending.store.events(sid)[-1]
+    assert log.source == "mailto"
+
+
+def test_other_mail_is_ignored_with_exit_0(sending, cli, monkeypatch):
+    result = feed(cli, monkeypatch, OTHER)
+    assert result.code == 0
+    assert json.loads(result.out)[0]["kind"] == "other"

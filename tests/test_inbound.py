@@ -179,3 +179,30 @@ def test_other_mail_is_ignored_with_exit_0(sending, cli, monkeypatch):
     result = feed(cli, monkeypatch, OTHER)
     assert result.code == 0
     assert json.loads(result.out)[0]["kind"] == "other"
+
+
+def test_verp_names_the_delivery_a_bounce_is_about(sending, cli, monkeypatch):
+    from smtp_server import SmtpServer
+
+    sid = person(sending, "forwarded@example.net")
+    with SmtpServer() as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP__HOST", server.host)
+        monkeypatch.setenv("NEWSLETTER_SMTP__PORT", str(server.port))
+        monkeypatch.setenv("NEWSLETTER_SMTP__SECURITY", "none")
+        monkeypatch.setenv("NEWSLETTER_SMTP__BOUNCE_DOMAIN", "bounces.follicle-notes.example.com")
+        assert cli("send", "2026-12-welcome", "--yes", "--transport", "smtp").code == 0
+        [message] = server.messages
+    envelope = message.mail_from
+    assert envelope.startswith("bounces+")
+    assert envelope.endswith("@bounces.follicle-notes.example.com")
+    # The bounce comes from where the mail was forwarded: the address means nothing to us,
+    # and the original is not attached. The envelope it was sent back to is enough.
+    dsn = EXCHANGE_DELAYED.replace("Status: 4.4.7", "Status: 5.1.1").replace(
+        "Action: delayed", "Action: failed"
+    )
+    dsn = dsn.format(address="someone-else@forward.example").replace(
+        "To: news@follicle-notes.example.com", f"To: {envelope}"
+    )
+    result = json.loads(feed(cli, monkeypatch, dsn).out)
+    assert result[0]["kind"] == "bounce" and result[0]["subscriber_id"] == sid
+    assert sending.store.get("forwarded@example.net").status == Status.BOUNCED

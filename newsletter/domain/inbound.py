@@ -13,6 +13,7 @@ from email.utils import getaddresses
 
 _TOKEN = re.compile(r"(?:unsubscribe-|/u/)([A-Za-z0-9_-]{40,60})")
 _KEY = re.compile(r"<[^<>@]*\.(sub-\d+)@[^<>]+>")  # our Message-IDs: <send-N.sub-ID@domain>
+_VERP = re.compile(r"bounces\+([A-Za-z0-9_-]{40,60})@")  # the envelope sender we gave
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Inbound:
     message_id: str | None  # of the mail that came back: stored once
     addresses: list[str] = field(default_factory=list)  # who it is about
     keys: list[str] = field(default_factory=list)  # our delivery keys found (sub-ID)
-    token: str | None = None
+    token: str | None = None  # an unsubscribe token, or a VERP token for a bounce
     detail: str | None = None
 
 
@@ -62,10 +63,14 @@ def _dsn(message: Message, message_id: str | None) -> Inbound:
             statuses.append(status)
             (hard if status.startswith("5") else soft).append(address)
     keys = _keys(message)
+    to = " ".join(str(message.get(h, "")) for h in ("To", "Delivered-To", "X-Original-To"))
+    verp = _VERP.search(to)
+    token = verp.group(1) if verp else None
+    detail = ", ".join(statuses)[:200]
     if hard:
-        return Inbound("bounce", message_id, hard, keys, detail=", ".join(statuses)[:200])
+        return Inbound("bounce", message_id, hard, keys, token=token, detail=detail)
     if soft:
-        return Inbound("soft-bounce", message_id, soft, keys, detail=", ".join(statuses)[:200])
+        return Inbound("soft-bounce", message_id, soft, keys, token=token, detail=detail)
     return Inbound("other", message_id, detail="a delivery report without a recipient")
 
 

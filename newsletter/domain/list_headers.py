@@ -17,6 +17,7 @@ class ListIdentity:
     list_id: str  # a domain-like id, e.g. follicle-notes.news.example.com
     base_url: str  # https://host[/prefix], without a trailing slash
     unsubscribe_mailbox: str | None  # address that takes unsubscribe-TOKEN subjects
+    bounce_domain: str | None = None  # VERP: envelope senders bounces+TOKEN@this
 
 
 class RecipientLinks(NamedTuple):  # one per recipient: cheap to make

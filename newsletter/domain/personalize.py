@@ -89,6 +89,7 @@ class Recipient(NamedTuple):
     key: str = ""  # names the delivery: message file, Message-ID, provider custom args
     subscriber_id: int | None = None
     headers: tuple[tuple[str, str], ...] = ()  # List-Unsubscribe and friends
+    return_path: str = ""  # the envelope sender (VERP), when not the From address
 
 
 @dataclass(frozen=True)

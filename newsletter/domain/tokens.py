@@ -30,6 +30,7 @@ class Purpose(Enum):
     UNSUBSCRIBE = b"u"
     PREFERENCES = b"p"
     CONFIRM = b"c"
+    BOUNCE = b"b"  # the envelope sender's VERP token: a bounce names its delivery
 
 
 class InvalidToken(ValueError):

@@ -84,6 +84,11 @@ class SmtpSettings(_Table):
     cafile: Path | None = None
     rate: PositiveFloat | None = None  # messages per second; None = as fast as the server takes
     concurrency: PositiveInt = 4
+    # VERP: each message's envelope sender is bounces+<signed token>@bounce_domain, so a
+    # bounce names its delivery; mail to that domain goes to `newsletter inbound`.
+    bounce_domain: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)+$"
+    )
 
 
 class SendgridSettings(_Table):

@@ -24,7 +24,7 @@ from newsletter.domain.delivery import DeliveryStatus, SendStatus, backoff_delay
 from newsletter.domain.list_headers import ListIdentity, recipient_links
 from newsletter.domain.personalize import Recipient, RenderedIssue, delivery_key
 from newsletter.domain.subscriber import first_name_of
-from newsletter.domain.tokens import Signer
+from newsletter.domain.tokens import Purpose, Signer
 from newsletter.infra.journal import Journal
 from newsletter.infra.transports.base import (
     Outcome,
@@ -64,6 +64,10 @@ def recipient_for(
     claim: Claimed, identity: ListIdentity, signer: Signer, send_id: int | None
 ) -> Recipient:
     links = recipient_links(identity, signer, claim.subscriber_id, send_id)
+    return_path = ""
+    if identity.bounce_domain:
+        token = signer.sign(Purpose.BOUNCE, claim.subscriber_id, send_id)
+        return_path = f"bounces+{token}@{identity.bounce_domain}"
     return Recipient(
         email=claim.email,
         first_name=first_name_of(claim.name),
@@ -73,6 +77,7 @@ def recipient_for(
         key=delivery_key(claim.subscriber_id),
         subscriber_id=claim.subscriber_id,
         headers=tuple(links.headers.items()),
+        return_path=return_path,
     )
 
 

@@ -69,6 +69,11 @@ def _who(connection: object, signer: Signer, found: Inbound) -> int | None:
             return signer.verify(found.token or "", Purpose.UNSUBSCRIBE).subscriber_id
         except InvalidToken:
             return None
+    if found.token:  # VERP: the bounce came to the address that names its delivery
+        try:
+            return signer.verify(found.token, Purpose.BOUNCE).subscriber_id
+        except InvalidToken:
+            pass
     for key in found.keys:
         return int(key.removeprefix("sub-"))
     for address in found.addresses:

@@ -14,6 +14,7 @@ def list_identity(settings: Settings) -> ListIdentity:
         list_id=settings.list_id or default_list_id(settings.name, settings.base_url),
         base_url=settings.base_url,
         unsubscribe_mailbox=settings.unsubscribe_address,
+        bounce_domain=settings.smtp.bounce_domain,
     )
 
 

@@ -185,7 +185,8 @@ class SmtpTransport:
         # (email.utils.parseaddr), a sixth of a send's CPU; ours are validated addr-specs.
         connection.command_encoding = "utf-8" if options else "ascii"
         try:
-            connection.putcmd("mail", f"FROM:<{self.sender.address}>{options}")
+            sender = recipient.return_path or self.sender.address
+            connection.putcmd("mail", f"FROM:<{sender}>{options}")
             code, text = connection.getreply()
             if code // 100 != 2:
                 connection.rset()

@@ -21,13 +21,13 @@ from typing import Any
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import Engine, insert, select
 
-from newsletter.domain.subscriber import Source, Status
+from newsletter.domain.subscriber import SUPPRESSED, Source, Status
 from newsletter.infra.db.schema import provider_events, subscribers
 from newsletter.services.subscribers import Context, change_status_in, now
 
+# What each kind of event never overrides: a complaint is the strongest suppression.
 COMPLAINED_ONLY = frozenset({Status.COMPLAINED})
 HARD = frozenset({Status.BOUNCED, Status.COMPLAINED})
-SUPPRESSED = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
 
 
 class BadSignature(Exception):

@@ -12,10 +12,10 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select
 
 from newsletter.domain.inbound import Inbound, classify
-from newsletter.domain.subscriber import Source, Status
+from newsletter.domain.subscriber import SUPPRESSED, Source, Status
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
 from newsletter.infra.db.schema import provider_events, subscribers
-from newsletter.services.feedback import COMPLAINED_ONLY, HARD, SUPPRESSED
+from newsletter.services.feedback import COMPLAINED_ONLY, HARD
 from newsletter.services.subscribers import Context, change_status_in, now
 
 EFFECTS = {

@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import click
 import typer
@@ -149,8 +150,6 @@ def _confirm(question: str) -> None:
 def _when(record: ScheduleRecord) -> str:
     if record.due_at is None:
         return str(record.state)
-    from zoneinfo import ZoneInfo
-
     local = record.due_at.astimezone(ZoneInfo(record.timezone))
     mine = record.due_at.astimezone()
     return f"{local:%Y-%m-%d %H:%M} {record.timezone} ({mine:%Y-%m-%d %H:%M %Z} here)"

@@ -112,10 +112,10 @@ class Daemon:
     def _activate(self, *, took_over: bool, start_scheduler: bool) -> None:
         self.log("took over" if took_over else "active", daemon=self.id)
         self._beat("active")
-        for missed in self.book.mark_missed(now(), self.grace):
-            self.log("missed", schedule=missed.id, issue=missed.issue_slug, due=missed.due_at)
         self._resume_sends()
-        if start_scheduler:
+        if not start_scheduler:
+            self._mark_missed(now())  # the scheduler's first sync does it otherwise
+        else:
             self._scheduler = BackgroundScheduler(
                 timezone=UTC,
                 executors={"default": ThreadPoolExecutor(4)},
@@ -148,8 +148,7 @@ class Daemon:
             return
         self._synced_at = time.monotonic()
         at = now()
-        for missed in self.book.mark_missed(at, self.grace):
-            self.log("missed", schedule=missed.id, issue=missed.issue_slug, due=missed.due_at)
+        self._mark_missed(at)
         jobs = {job.id: job for job in scheduler.get_jobs()}
         wanted: set[str] = set()
         for record in self.book.waiting(at + HORIZON):
@@ -175,6 +174,10 @@ class Daemon:
             if job_id.startswith("schedule-"):
                 scheduler.remove_job(job_id)
                 self.log("dropped", schedule=int(job_id.split("-", 1)[1]))
+
+    def _mark_missed(self, at: datetime) -> None:
+        for missed in self.book.mark_missed(at, self.grace):
+            self.log("missed", schedule=missed.id, issue=missed.issue_slug, due=missed.due_at)
 
     # -- firing and sending ------------------------------------------------------------------
 

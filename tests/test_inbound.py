@@ -206,3 +206,45 @@ def test_verp_names_the_delivery_a_bounce_is_about(sending, cli, monkeypatch):
     result = json.loads(feed(cli, monkeypatch, dsn).out)
     assert result[0]["kind"] == "bounce" and result[0]["subscriber_id"] == sid
     assert sending.store.get("forwarded@example.net").status == Status.BOUNCED
+
+
+def delayed(address: str, sid: int, send_id: int) -> str:
+    """A transient failure whose returned headers name the send (our Message-ID)."""
+    return (
+        EXCHANGE_DELAYED.format(address=address).replace(
+            "<delay-1@corp.example.org>", f"<delay-{send_id}@corp.example.org>"
+        )
+        + f"--B2\nContent-Type: text/rfc822-headers\n\n"
+        f"Message-ID: <send-{send_id}.sub-{sid}@follicle-notes.example.com>\n\n--B2--\n"
+    ).replace("--B2--\n--B2\n", "--B2\n", 1)
+
+
+def test_soft_bounces_on_consecutive_sends_make_the_address_bounced(sending, cli, monkeypatch):
+    sid = person(sending, "full@corp.example.org")
+    monkeypatch.setenv("NEWSLETTER_FEEDBACK__SOFT_BOUNCE_LIMIT", "3")
+    sends = [sending.run("outbox")[1].id for _ in range(3)]
+    for number, send_id in enumerate(sends, 1):
+        [applied] = json.loads(
+            feed(cli, monkeypatch, delayed("full@corp.example.org", sid, send_id)).out
+        )
+        assert applied["kind"] == "soft-bounce"
+        expected = Status.BOUNCED if number == 3 else Status.ACTIVE
+        assert sending.store.get("full@corp.example.org").status == expected, number
+    log = sending.store.events(sid)[-1]
+    assert log.source == "provider-event" and "3 soft bounces in a row" in (log.detail or "")
+
+
+def test_a_send_that_got_through_breaks_the_row_of_soft_bounces(sending, cli, monkeypatch):
+    sid = person(sending, "flaky@corp.example.org")
+    monkeypatch.setenv("NEWSLETTER_FEEDBACK__SOFT_BOUNCE_LIMIT", "2")
+    first, second, third = (sending.run("outbox")[1].id for _ in range(3))
+    feed(cli, monkeypatch, delayed("flaky@corp.example.org", sid, first))
+    # The second send bounced nothing: only the newest one fails, one in a row.
+    feed(cli, monkeypatch, delayed("flaky@corp.example.org", sid, third))
+    assert sending.store.get("flaky@corp.example.org").status == Status.ACTIVE
+    # The same send reported twice (a delay, then the give-up) still counts once.
+    again = delayed("flaky@corp.example.org", sid, third).replace("delay-", "given-up-")
+    feed(cli, monkeypatch, again)
+    assert sending.store.get("flaky@corp.example.org").status == Status.ACTIVE
+    feed(cli, monkeypatch, delayed("flaky@corp.example.org", sid, second))
+    assert sending.store.get("flaky@corp.example.org").status == Status.BOUNCED

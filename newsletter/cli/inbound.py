@@ -27,10 +27,11 @@ def inbound(
     workspace = open_current_workspace()
     keys = signer(workspace, allow_generated=True)
     mails = list(messages_in(mbox)) if mbox else [sys.stdin.buffer.read()]
+    limit = workspace.settings.feedback.soft_bounce_limit
     results = []
     with connect(workspace.database_url) as engine:
         for raw in mails:
-            results.append(apply(engine, keys, raw))
+            results.append(apply(engine, keys, raw, limit))
     if as_json:
         print_json([r.__dict__ for r in results])
         return

@@ -12,7 +12,8 @@ from email.message import Message
 from email.utils import getaddresses
 
 _TOKEN = re.compile(r"(?:unsubscribe-|/u/)([A-Za-z0-9_-]{40,60})")
-_KEY = re.compile(r"<[^<>@]*\.(sub-\d+)@[^<>]+>")  # our Message-IDs: <send-N.sub-ID@domain>
+# Our Message-IDs, <send-N.sub-ID@domain>: the delivery a returned copy is about.
+_KEY = re.compile(r"<((?:send-\d+\.)?sub-\d+)@[^<>]+>")
 _VERP = re.compile(r"bounces\+([A-Za-z0-9_-]{40,60})@")  # the envelope sender we gave
 
 
@@ -21,7 +22,7 @@ class Inbound:
     kind: str  # bounce | soft-bounce | complaint | unsubscribe | other
     message_id: str | None  # of the mail that came back: stored once
     addresses: list[str] = field(default_factory=list)  # who it is about
-    keys: list[str] = field(default_factory=list)  # our delivery keys found (sub-ID)
+    keys: list[str] = field(default_factory=list)  # our Message-ID keys: send-N.sub-ID
     token: str | None = None  # an unsubscribe token, or a VERP token for a bounce
     detail: str | None = None
 

@@ -41,7 +41,14 @@ from newsletter.infra.files import display_path, read_text
 
 CONFIG_FILE = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"
-SECRET_KEYS = {"secret_key", "api_key", "password", "sendgrid_api_key", "smtp_password"}
+SECRET_KEYS = {
+    "secret_key",
+    "api_key",
+    "password",
+    "sendgrid_api_key",
+    "smtp_password",
+    "inbound_secret",
+}
 
 
 def _http_url(value: str) -> str:
@@ -135,6 +142,33 @@ class WebhookSettings(_Table):
 
     max_age: timedelta = timedelta(minutes=10)  # a signed post older than this is refused
     max_body_bytes: PositiveInt = 20 * 1024 * 1024
+    # The path segment of `POST /webhooks/inbound/<secret>` (SendGrid Inbound Parse posts
+    # carry no signature). Only ever from NEWSLETTER_WEBHOOKS__INBOUND_SECRET.
+    inbound_secret: SecretStr | None = Field(default=None, exclude=True, repr=False)
+
+    @field_validator("inbound_secret", mode="before")
+    @classmethod
+    def _clean_secret(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if value and (len(value) < 16 or not re.fullmatch(r"[A-Za-z0-9_.~-]+", value)):
+                raise ValueError("must be at least 16 URL-safe characters (letters, digits, -_.~)")
+            return value or None
+        return value
+
+
+class FeedbackSettings(_Table):
+    """Bounces by mail: transient failures (4.x.x) count, and this many in a row (with no
+    delivery between them) make the address `bounced`."""
+
+    soft_bounce_limit: PositiveInt = 3
+
+
+class TrackingSettings(_Table):
+    """Our own click tracking (off by default): links go through `/c/<token>` on the web
+    app, which records the click and redirects to the signed target."""
+
+    clicks: bool = False
 
 
 class UtmSettings(_Table):
@@ -203,6 +237,8 @@ class Settings(BaseSettings):
     sending: SendingSettings = Field(default_factory=SendingSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     utm: UtmSettings = Field(default_factory=UtmSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     web: WebSettings = Field(default_factory=WebSettings)
@@ -353,7 +389,8 @@ def _refuse_secrets(data: dict[str, Any], text: str, shown: str) -> None:
             dotted = f"{table}.{key}" if table else key
             raise ConfigError(
                 f"{dotted}: secrets are read from the environment only, never from the file "
-                "(NEWSLETTER_SECRET_KEY, SENDGRID_API_KEY, NEWSLETTER_SMTP__PASSWORD)",
+                "(NEWSLETTER_SECRET_KEY, SENDGRID_API_KEY, NEWSLETTER_SMTP__PASSWORD, "
+                "NEWSLETTER_WEBHOOKS__INBOUND_SECRET)",
                 shown,
                 _line_of(text, table, key),
             )

@@ -1,20 +1,23 @@
-"""Mail that comes back (`newsletter inbound`): bounces, complaints and mailto unsubscribes
-applied to the list, each mail once (by its Message-ID)."""
+"""Mail that comes back (`newsletter inbound`, `POST /webhooks/inbound`): bounces,
+complaints and mailto unsubscribes applied to the list, each mail once (by its
+Message-ID). A transient failure (4.x.x) changes nothing by itself; the address is
+`bounced` when its last `soft_bounce_limit` sends each came back that way."""
 
 from __future__ import annotations
 
 import mailbox
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from newsletter.domain.inbound import Inbound, classify
 from newsletter.domain.subscriber import SUPPRESSED, Source, Status
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
-from newsletter.infra.db.schema import provider_events, subscribers
+from newsletter.infra.db.schema import deliveries, provider_events, subscribers
 from newsletter.services.feedback import COMPLAINED_ONLY, HARD
 from newsletter.services.subscribers import Context, change_status_in, now
 
@@ -23,6 +26,9 @@ EFFECTS = {
     "complaint": (Status.COMPLAINED, COMPLAINED_ONLY, Source.PROVIDER),
     "unsubscribe": (Status.UNSUBSCRIBED, SUPPRESSED, Source.MAILTO),
 }
+SOFT = "soft-bounce"
+# A send that any of these reached was not a failure, whatever delays were reported.
+REACHED = ("delivered", "open", "click")
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Applied:
     detail: str | None
 
 
-def apply(engine: Engine, signer: Signer, raw: bytes) -> Applied:
+def apply(engine: Engine, signer: Signer, raw: bytes, soft_bounce_limit: int = 3) -> Applied:
     found = classify(raw)
     event_id = "mail:" + (found.message_id or sha256(raw).hexdigest())[:90]
     with engine.begin() as connection:
@@ -43,7 +49,9 @@ def apply(engine: Engine, signer: Signer, raw: bytes) -> Applied:
         ).first()
         if seen is not None:
             return Applied(found.kind, None, False, True, found.detail)
-        subscriber_id = _who(connection, signer, found)
+        subscriber_id, send_id = _who(connection, signer, found)
+        if subscriber_id is not None and send_id is None and found.kind == SOFT:
+            send_id = _last_send(connection, subscriber_id)  # a DSN follows its send closely
         connection.execute(
             insert(provider_events).values(
                 provider="mail",
@@ -51,38 +59,93 @@ def apply(engine: Engine, signer: Signer, raw: bytes) -> Applied:
                 kind=found.kind,
                 email=found.addresses[0][:320] if found.addresses else None,
                 subscriber_id=subscriber_id,
+                send_id=send_id,
                 received_at=now(),
                 detail=found.detail,
             )
         )
         changed = False
-        if found.kind in EFFECTS and subscriber_id is not None:
-            status, unless, source = EFFECTS[found.kind]
-            context = Context(source, f"inbound {found.kind} {event_id}")
+        effect = EFFECTS.get(found.kind)
+        detail = f"inbound {found.kind} {event_id}"
+        if effect is None and subscriber_id is not None and found.kind == SOFT:
+            in_a_row = _soft_in_a_row(connection, subscriber_id, soft_bounce_limit)
+            if in_a_row >= soft_bounce_limit:
+                effect = EFFECTS["bounce"]
+                detail = f"inbound {in_a_row} soft bounces in a row, last {event_id}"
+        if effect is not None and subscriber_id is not None:
+            status, unless, source = effect
+            context = Context(source, detail)
             changed = change_status_in(connection, subscriber_id, status, context, unless=unless)
     return Applied(found.kind, subscriber_id, changed, False, found.detail)
 
 
-def _who(connection: object, signer: Signer, found: Inbound) -> int | None:
+def _who(connection: Connection, signer: Signer, found: Inbound) -> tuple[int | None, int | None]:
+    """The subscriber and send a mail is about: a signed token first, then our Message-ID
+    in the returned copy, then the failed address."""
     if found.kind == "unsubscribe":  # only a valid token counts: anyone can write a mail
         try:
-            return signer.verify(found.token or "", Purpose.UNSUBSCRIBE).subscriber_id
+            token = signer.verify(found.token or "", Purpose.UNSUBSCRIBE)
         except InvalidToken:
-            return None
+            return None, None
+        return token.subscriber_id, token.send_id
     if found.token:  # VERP: the bounce came to the address that names its delivery
         try:
-            return signer.verify(found.token, Purpose.BOUNCE).subscriber_id
+            token = signer.verify(found.token, Purpose.BOUNCE)
+            return token.subscriber_id, token.send_id
         except InvalidToken:
             pass
     for key in found.keys:
-        return int(key.removeprefix("sub-"))
+        send = re.match(r"send-(\d+)\.", key)
+        subscriber = int(key.rsplit("sub-", 1)[1])
+        return subscriber, int(send.group(1)) if send else None
     for address in found.addresses:
-        row = connection.execute(  # type: ignore[attr-defined]
+        row = connection.execute(
             select(subscribers.c.id).where(subscribers.c.email_key == address.lower())
         ).first()
         if row is not None:
-            return int(row.id)
-    return None
+            return int(row.id), None
+    return None, None
+
+
+def _last_send(connection: Connection, subscriber_id: int) -> int | None:
+    return connection.execute(
+        select(deliveries.c.send_id)
+        .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent")
+        .order_by(deliveries.c.send_id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def _soft_in_a_row(connection: Connection, subscriber_id: int, limit: int) -> int:
+    """How many of the subscriber's latest sends (up to `limit`) came back with a transient
+    failure and were not reached after all, counted from the newest back to the first
+    that did not fail."""
+    recent = list(
+        connection.execute(
+            select(deliveries.c.send_id)
+            .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent")
+            .order_by(deliveries.c.send_id.desc())
+            .limit(limit)
+        ).scalars()
+    )
+    events = provider_events.c
+    by_kind = connection.execute(
+        select(events.kind, events.send_id)
+        .where(
+            events.subscriber_id == subscriber_id,
+            events.send_id.in_(recent),
+            events.kind.in_((SOFT, *REACHED)),
+        )
+        .distinct()
+    ).all()
+    soft = {send for kind, send in by_kind if kind == SOFT}
+    reached = {send for kind, send in by_kind if kind != SOFT}
+    count = 0
+    for send in recent:
+        if send not in soft or send in reached:
+            break
+        count += 1
+    return count
 
 
 def messages_in(path: Path) -> Iterator[bytes]:

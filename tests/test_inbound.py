@@ -7,9 +7,15 @@ from __future__ import annotations
 import io
 import json
 
+import httpx
+import pytest
+from conftest import running
+
 from newsletter.domain.subscriber import Source, Status
 from newsletter.domain.tokens import Purpose, Signer
+from newsletter.infra.workspace import open_workspace
 from newsletter.services.subscribers import Context
+from newsletter.web.server import build_app
 
 SECRET = "test-signing-key-0123456789abcdef"
 
@@ -248,3 +254,63 @@ def test_a_send_that_got_through_breaks_the_row_of_soft_bounces(sending, cli, mo
     assert sending.store.get("flaky@corp.example.org").status == Status.ACTIVE
     feed(cli, monkeypatch, delayed("flaky@corp.example.org", sid, second))
     assert sending.store.get("flaky@corp.example.org").status == Status.BOUNCED
+
+
+INBOUND_SECRET = "inbound-secret-0123456789"
+
+
+@pytest.fixture
+def parse_hook(web, monkeypatch):
+    """SendGrid Inbound Parse posting to the real web app (multipart form data)."""
+    monkeypatch.setenv("NEWSLETTER_WEBHOOKS__INBOUND_SECRET", INBOUND_SECRET)
+    workspace = open_workspace(web.workspace.root)
+    with running(build_app(workspace, web.engine, web.signer)) as url:
+
+        def post(fields: dict[str, str], secret: str = INBOUND_SECRET) -> httpx.Response:
+            return httpx.post(
+                f"{url}/webhooks/inbound/{secret}",
+                files={name: (None, value) for name, value in fields.items()},
+            )
+
+        yield post
+
+
+def test_inbound_parse_posts_of_the_raw_mail_are_classified_and_applied(web, parse_hook):
+    sid = web.store.add("gone@example.net", context=Context(Source.CLI)).id
+    raw = POSTFIX.format(address="gone@example.net", sid=sid).replace("\n", "\r\n")
+    envelope = json.dumps({"to": ["bounces@follicle-notes.example.com"], "from": ""})
+    answer = parse_hook({"email": raw, "envelope": envelope, "to": "x", "from": "y"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["kind"] == "bounce" and answer.json()["changed"] is True
+    assert web.store.get("gone@example.net").status == Status.BOUNCED
+    assert parse_hook({"email": raw}).json()["duplicate"] is True  # a retried post
+
+
+def test_inbound_parse_without_the_raw_mail_still_reads_a_mailto_unsubscribe(web, parse_hook):
+    sid = web.store.add("leaving@mail.example", context=Context(Source.CLI)).id
+    token = web.signer.sign(Purpose.UNSUBSCRIBE, sid, 1)
+    headers = (
+        "From: leaving@mail.example\r\nTo: unsubscribe@follicle-notes.example.com\r\n"
+        f"Subject: unsubscribe-{token}\r\nMessage-ID: <u-9@mail.example>\r\n"
+        "Content-Type: multipart/alternative; boundary=x\r\n"
+    )
+    answer = parse_hook({"headers": headers, "text": "Please take me off.", "subject": "s"})
+    assert answer.json()["kind"] == "unsubscribe", answer.text
+    assert web.store.get("leaving@mail.example").status == Status.UNSUBSCRIBED
+    assert web.store.events(sid)[-1].source == "mailto"
+
+
+def test_inbound_parse_needs_the_secret_in_the_path(web, parse_hook):
+    sid = web.store.add("kept@example.net", context=Context(Source.CLI)).id
+    raw = POSTFIX.format(address="kept@example.net", sid=sid)
+    for wrong in ("inbound-secret-0123456780", "x", INBOUND_SECRET[:-1]):
+        assert parse_hook({"email": raw}, secret=wrong).status_code == 404
+    assert web.store.get("kept@example.net").status == Status.ACTIVE
+    assert parse_hook({"subject": "no mail"}).status_code == 400
+
+
+def test_inbound_parse_is_off_without_a_secret(web):
+    answer = httpx.post(
+        f"{web.url}/webhooks/inbound/anything-at-all-here", files={"email": (None, OTHER)}
+    )
+    assert answer.status_code == 404

@@ -123,6 +123,12 @@ def test_the_access_log_shortens_tokens(web, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "newsletter.access"]
     assert any(f"/preferences/{token[:4]}… 200" in line for line in lines), lines
     assert not any(token in line for line in lines)
+    secret = "a-webhook-secret-guessed-wrong"
+    with caplog.at_level(logging.INFO, logger="newsletter.access"):
+        httpx.post(f"{web.url}/webhooks/inbound/{secret}", data={"email": "x"})
+        httpx.get(f"{web.url}/c/{token}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "newsletter.access"]
+    assert not any(secret in line or token in line for line in lines), lines
 
 
 def _pending(web, address: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from dataclasses import dataclass, field
 from email.message import Message
@@ -100,3 +101,30 @@ def _text_of(message: Message) -> str:
             if isinstance(payload, bytes):
                 return payload.decode("utf-8", "replace")[:20000]
     return ""
+
+
+def from_parse_post(fields: dict[str, str]) -> bytes:
+    """The mail inside a SendGrid Inbound Parse post. With "POST the raw, full MIME
+    message" on, the `email` field is the mail itself; otherwise it is rebuilt from the
+    `headers` and `text` fields, which is enough for a mailto unsubscribe but not for a
+    bounce or a report (their parts are gone). The envelope recipient (a VERP address)
+    goes in front as X-Original-To, as Postfix's pipe would write it."""
+    raw = fields.get("email")
+    if raw is None:
+        headers = re.sub(
+            r"(?im)^(content-type|content-transfer-encoding):.*(\r?\n[ \t].*)*\r?\n?",
+            "",
+            fields.get("headers", ""),
+        )
+        raw = headers.rstrip("\r\n") + "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        raw += fields.get("text", "")
+    try:
+        recipients = json.loads(fields.get("envelope") or "{}").get("to") or []
+    except (ValueError, AttributeError):
+        recipients = []
+    front = "".join(
+        f"X-Original-To: {address}\r\n"
+        for address in recipients[:5]
+        if isinstance(address, str) and address.isprintable()
+    )
+    return front.encode() + raw.encode("utf-8", "surrogateescape")

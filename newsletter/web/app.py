@@ -32,7 +32,13 @@ from newsletter.services.consent import ConsentService
 from newsletter.services.subscribers import Context, checked_name, parse_address
 from newsletter.web.middleware import Guard
 from newsletter.web.ratelimit import RateLimiter, client_key
-from newsletter.web.webhooks import PATH, WebhookContext, sendgrid_events
+from newsletter.web.webhooks import (
+    INBOUND_PATH,
+    PATH,
+    WebhookContext,
+    inbound_mail,
+    sendgrid_events,
+)
 
 log = logging.getLogger("newsletter.web")
 
@@ -79,6 +85,9 @@ def create_app(
     ]
     if webhooks is not None:
         routes.append(Route(PATH, partial(sendgrid_events, webhooks), methods=["POST"]))
+        routes.append(
+            Route(INBOUND_PATH + "{secret}", partial(inbound_mail, webhooks), methods=["POST"])
+        )
     return Starlette(
         routes=routes,
         exception_handlers={404: not_found_handler(ctx)},
@@ -88,7 +97,7 @@ def create_app(
                 max_body_bytes=web.max_body_bytes,
                 body_seconds=web.body_timeout_seconds,
                 own_origin=consent.identity.base_url,
-                larger={PATH: webhook_max_bytes},
+                larger={PATH: webhook_max_bytes, INBOUND_PATH: webhook_max_bytes},
             )
         ],
     )

@@ -29,7 +29,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 }
-_TOKEN_PATH = re.compile(r"^/(u|preferences|confirm)/([^/?]{4})[^/?]*")
+_TOKEN_PATH = re.compile(r"^/(u|preferences|confirm|c|webhooks/inbound)/([^/?]{4})[^/?]*")
 access_log = logging.getLogger("newsletter.access")
 
 
@@ -55,10 +55,17 @@ class Guard:
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.larger = larger or {}  # paths allowed a bigger body (the event webhook)
+        # Paths allowed a bigger body (the webhooks); a key ending in / covers the folder.
+        self.larger = larger or {}
         self.body_seconds = body_seconds
         self.own_hosts = {urlsplit(own_origin).netloc} if own_origin else set()
         self._headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.larger.items():
+            if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+                return limit
+        return self.max_body_bytes
 
     def _cross_site(self, scope: Scope) -> bool:
         headers = dict(scope.get("headers", []))
@@ -78,7 +85,7 @@ class Guard:
         started = time.monotonic()
         status: dict[str, Any] = {"code": 0}
         received = 0
-        limit = self.larger.get(scope.get("path", ""), self.max_body_bytes)
+        limit = self._limit(scope.get("path", ""))
         deadline = started + self.body_seconds
 
         async def reading() -> Message:

@@ -42,7 +42,14 @@ def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette
         workspace.templates_dir,
         settings.name,
         topics,
-        WebhookContext(engine, webhook_verifier(settings.webhooks.max_age)),
+        WebhookContext(
+            engine,
+            webhook_verifier(settings.webhooks.max_age),
+            signer,
+            secret.get_secret_value() if (secret := settings.webhooks.inbound_secret) else None,
+            settings.feedback.soft_bounce_limit,
+            settings.webhooks.max_body_bytes,
+        ),
         settings.webhooks.max_body_bytes,
     )
 

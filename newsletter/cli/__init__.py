@@ -10,11 +10,13 @@ from rich.text import Text
 from newsletter.cli import (  # noqa: F401  (they register)
     content,
     inbound,
+    report,
     schedule,
     sends,
     serve,
     stats,
     subscribers,
+    suppressions,
 )
 from newsletter.cli.app import PIPE_CLOSED, app, err, options, print_json
 from newsletter.errors import ExitStatus, InputError, NewsletterError

@@ -20,7 +20,14 @@ from newsletter.errors import InputError
 
 OPEN = "\u27e6"  # ⟦
 CLOSE = "\u27e7"  # ⟧
-FIELDS = ("unsubscribe_url", "preferences_url", "confirm_url", "first_name", "email")
+FIELDS = (
+    "unsubscribe_url",
+    "preferences_url",
+    "confirm_url",
+    "first_name",
+    "email",
+    "click_token",
+)
 # Only known names are placeholders; anything else between the brackets stays, and is caught.
 PLACEHOLDER = re.compile(f"{OPEN}({'|'.join(FIELDS)})(?:\\|([^{OPEN}{CLOSE}]*))?{CLOSE}")
 
@@ -90,6 +97,7 @@ class Recipient(NamedTuple):
     subscriber_id: int | None = None
     headers: tuple[tuple[str, str], ...] = ()  # List-Unsubscribe and friends
     return_path: str = ""  # the envelope sender (VERP), when not the From address
+    click_token: str = ""  # own click tracking: names subscriber and send in /c/ links
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,7 @@ def recipient_values(recipient: Recipient) -> dict[str, str]:
         "confirm_url": recipient.confirm_url,
         "first_name": (recipient.first_name or "").strip(),
         "email": recipient.email,
+        "click_token": recipient.click_token,
     }
 
 

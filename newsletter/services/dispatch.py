@@ -61,8 +61,13 @@ class SendOptions:
 
 
 def recipient_for(
-    claim: Claimed, identity: ListIdentity, signer: Signer, send_id: int | None
+    claim: Claimed,
+    identity: ListIdentity,
+    signer: Signer,
+    send_id: int | None,
+    clicks: bool = False,
 ) -> Recipient:
+    """`clicks`: the render has tracked links, which need the recipient's click token."""
     links = recipient_links(identity, signer, claim.subscriber_id, send_id)
     return_path = ""
     if identity.bounce_domain:
@@ -78,6 +83,7 @@ def recipient_for(
         subscriber_id=claim.subscriber_id,
         headers=tuple(links.headers.items()),
         return_path=return_path,
+        click_token=signer.sign(Purpose.CLICK, claim.subscriber_id, send_id) if clicks else "",
     )
 
 
@@ -231,10 +237,11 @@ class Dispatcher:
         shared: _Shared,
     ) -> None:
         send_id = batch.send_id
+        clicks = "click_token" in set.union(*rendered.placeholders())
         handover = Handover(
             self.queue,
             batch,
-            [recipient_for(c, self.identity, self.signer, send_id) for c in batch.claims],
+            [recipient_for(c, self.identity, self.signer, send_id, clicks) for c in batch.claims],
             watch,
             shared.stop,
             self._verdict,

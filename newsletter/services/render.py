@@ -141,6 +141,7 @@ class Renderer:
             "postal_address": settings.postal_address,
             "base_url": settings.base_url,
             "reply_to": settings.reply_to,
+            "tracks_clicks": settings.tracking.clicks,
         }
 
     def _context(self, issue: Issue) -> dict[str, Any]:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 
 from newsletter.domain.checks import Finding, Severity
+from newsletter.domain.clicks import track_links
 from newsletter.domain.list_headers import ListIdentity
 from newsletter.domain.message import MessageTemplate, message_id
 from newsletter.domain.personalize import Recipient
-from newsletter.domain.tokens import Signer
+from newsletter.domain.tokens import Purpose, Signer
 from newsletter.errors import ExitStatus, InputError, NewsletterError
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import subscribers
@@ -88,6 +89,10 @@ def build_for_sending(workspace: Workspace, issue: str, *, allow_draft: bool = F
             draft.file if draft else None,
             draft.line if draft else None,
         )
+    if workspace.settings.tracking.clicks:  # checks ran on the links as written
+        tag = signer(workspace, allow_generated=True).link_tag
+        tracked = track_links(build.rendered, workspace.settings.base_url, tag)
+        build = replace(build, rendered=tracked)
     return build
 
 
@@ -208,8 +213,10 @@ class TestOutcome:
 def test_send(
     workspace: Workspace, build: Build, transport: Transport, addresses: Sequence[str]
 ) -> list[TestOutcome]:
-    """`--to`: marked [TEST], outside the list's ledger, links that lead nowhere real."""
+    """`--to`: marked [TEST], outside the list's ledger, links that lead nowhere real
+    (tracked links lead to their target without counting: subscriber 0 is nobody)."""
     sample = sample_recipient(workspace)
+    click = signer(workspace, allow_generated=True).sign(Purpose.CLICK, 0)
     recipients = []
     for index, raw in enumerate(addresses):
         address = parse_address(raw)
@@ -220,6 +227,7 @@ def test_send(
                 unsubscribe_url=sample.unsubscribe_url,
                 preferences_url=sample.preferences_url,
                 key=f"test-{index}",
+                click_token=click,
             )
         )
     stream = f"test-{datetime.now(UTC):%Y%m%d-%H%M%S}"
@@ -262,6 +270,7 @@ def dry_run(
     sender = sender_of(workspace)
     at = now()
     template = MessageTemplate(build.rendered, sender, date=at)
+    clicks = "click_token" in set.union(*build.rendered.placeholders())
     query = (
         select(subscribers)
         .where(*audience.conditions(at, with_paused=True))
@@ -274,7 +283,7 @@ def dry_run(
                 outcomes["skipped (paused)"] += 1
                 continue
             claim = Claimed(0, row.id, row.email, row.name, 0)
-            recipient = recipient_for(claim, identity, signer, None)
+            recipient = recipient_for(claim, identity, signer, None, clicks)
             template.render(recipient, message_id("dry-run", recipient.key, sender.domain))
             outcomes["would send"] += 1
     return outcomes

@@ -30,6 +30,8 @@ from newsletter.domain.tokens import Purpose
 from newsletter.errors import InputError
 from newsletter.services.consent import ConsentService
 from newsletter.services.subscribers import Context, checked_name, parse_address
+from newsletter.web.clicks import ROUTE as CLICK_ROUTE
+from newsletter.web.clicks import ClickContext, click
 from newsletter.web.middleware import Guard
 from newsletter.web.ratelimit import RateLimiter, client_key
 from newsletter.web.webhooks import (
@@ -61,6 +63,7 @@ def create_app(
     topics: list[str],
     webhooks: WebhookContext | None = None,
     webhook_max_bytes: int = 20 * 1024 * 1024,
+    clicks: ClickContext | None = None,
 ) -> Starlette:
     web = consent.web
     ctx = WebContext(
@@ -83,6 +86,8 @@ def create_app(
         Route("/subscribe", partial(subscribe, ctx), methods=["GET", "POST"]),
         Route("/confirm/{token}", partial(confirm, ctx), methods=["GET", "POST"]),
     ]
+    if clicks is not None:  # always on: links already sent keep working when tracking stops
+        routes.append(Route(CLICK_ROUTE, partial(click, clicks), methods=["GET", "HEAD"]))
     if webhooks is not None:
         routes.append(Route(PATH, partial(sendgrid_events, webhooks), methods=["POST"]))
         routes.append(

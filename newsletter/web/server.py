@@ -23,6 +23,7 @@ from newsletter.services.links import list_identity
 from newsletter.services.render import Renderer
 from newsletter.services.subscribers import SubscriberStore
 from newsletter.web.app import create_app
+from newsletter.web.clicks import ClickContext
 from newsletter.web.webhooks import WebhookContext
 
 
@@ -51,6 +52,7 @@ def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette
             settings.webhooks.max_body_bytes,
         ),
         settings.webhooks.max_body_bytes,
+        ClickContext(engine, signer),
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -15,6 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine
 
 from newsletter.cli import run
@@ -280,3 +283,23 @@ def sending(
     workspace = open_workspace(sample.root)
     with connect(database_url) as engine:
         yield Sending(sample, workspace, engine, SubscriberStore(engine))
+
+
+class EventSigner:
+    """Signs Event Webhook posts as SendGrid does, with a key pair of the test's own."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        public = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.public = base64.b64encode(public).decode()
+
+    def headers(self, body: bytes, at: int | None = None) -> dict[str, str]:
+        stamp = str(at or int(time.time()))
+        signature = self.key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+            "Content-Type": "application/json",
+        }

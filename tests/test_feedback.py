@@ -4,16 +4,13 @@ subscribers, and a bounce keeping the next send from that address."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from conftest import running
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from conftest import EventSigner, running
 
 from newsletter.domain.subscriber import Source, Status
 from newsletter.services.feedback import BadSignature, WebhookVerifier
@@ -50,29 +47,9 @@ def test_the_published_vector_verifies_and_a_one_byte_change_does_not():
         )
 
 
-class Provider:
-    """Signs posts as SendGrid does, with a key pair of the test's own."""
-
-    def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        public = self.key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self.public = base64.b64encode(public).decode()
-
-    def headers(self, body: bytes, at: int | None = None) -> dict[str, str]:
-        stamp = str(at or int(time.time()))
-        signature = self.key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return {
-            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
-            "Content-Type": "application/json",
-        }
-
-
 @pytest.fixture
 def hook(web, monkeypatch):
-    provider = Provider()
+    provider = EventSigner()
     monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", provider.public)
     with running(build_app(web.workspace, web.engine, web.signer)) as url:
 

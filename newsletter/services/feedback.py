@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from hashlib import sha256
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, insert, select
 
 from newsletter.domain.subscriber import SUPPRESSED, Source, Status
 from newsletter.infra.db.schema import provider_events, subscribers
-from newsletter.services.subscribers import Context, change_status_in, now
+from newsletter.services.subscribers import Context, StatusChange, change_statuses_in, now
 
 # What each kind of event never overrides: a complaint is the strongest suppression.
 COMPLAINED_ONLY = frozenset({Status.COMPLAINED})
@@ -103,7 +104,6 @@ def ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
     received_at = now()
     rows = [row_of(event, received_at) for event in events]
     by_id = {row["event_id"]: (row, event) for row, event in zip(rows, events, strict=True)}
-    changes = 0
     with engine.begin() as connection:
         known: set[str] = set()
         ids = list(by_id)
@@ -127,40 +127,45 @@ def ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
                 row["subscriber_id"] = found.get(row["email"].lower())
         if fresh:
             connection.execute(insert(provider_events), [row for row, _ in fresh])
+        wanted = []
         for row, event in fresh:
             result = effect(event)
             if result is None or row["subscriber_id"] is None:
                 continue
             status, unless = result
             context = Context(Source.PROVIDER, f"sendgrid {row['kind']} {row['event_id']}")
-            changes += change_status_in(
-                connection, row["subscriber_id"], status, context, unless=unless
-            )
+            wanted.append(StatusChange(row["subscriber_id"], status, context, unless))
+        changes = change_statuses_in(connection, wanted) if wanted else 0
     return Ingested(len(events), len(fresh), changes)
 
 
 def row_of(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
-    event_id = str(event.get("sg_event_id") or "")
+    get = event.get
+    event_id = get("sg_event_id")
     if not event_id:  # none given: the event's own content names it
         event_id = "sha256:" + sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:40]
-    stamp = event.get("timestamp")
-    try:
-        occurred = datetime.fromtimestamp(int(stamp), UTC) if stamp is not None else None
-    except (TypeError, ValueError, OverflowError):
-        occurred = None
-    detail = event.get("reason") or event.get("type") or event.get("url") or event.get("status")
+    detail = get("reason") or get("type") or get("url") or get("status")
+    email = get("email")
     return {
         "provider": "sendgrid",
-        "event_id": event_id[:100],
-        "kind": str(event.get("event") or "unknown")[:32],
-        "email": str(event["email"])[:320] if event.get("email") else None,
-        "subscriber_id": _int(event.get("subscriber_id")),
-        "send_id": _send_of(event.get("stream")),
-        "occurred_at": occurred,
+        "event_id": str(event_id)[:100],
+        "kind": str(get("event") or "unknown")[:32],
+        "email": str(email)[:320] if email else None,
+        "subscriber_id": _int(get("subscriber_id")),
+        "send_id": _send_of(get("stream")),
+        "occurred_at": _moment(stamp) if isinstance(stamp := get("timestamp"), int | str) else None,
         "received_at": received_at,
         "detail": str(detail)[:1000] if detail else None,
-        "machine": bool(event.get("sg_machine_open")),
+        "machine": bool(get("sg_machine_open")),
     }
+
+
+@lru_cache(maxsize=4096)  # a post's events share a few hundred distinct seconds
+def _moment(stamp: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(stamp), UTC) if stamp is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _int(value: Any) -> int | None:

@@ -170,24 +170,69 @@ def change_status_in(
     *,
     unless: frozenset[Status] = frozenset(),
 ) -> bool:
-    """`SubscriberStore.change_status` inside a caller's transaction (provider events are
-    applied a whole post at a time). False when nothing changed (or nobody is there)."""
+    """`SubscriberStore.change_status` inside a caller's transaction. False when nothing
+    changed: already so, a status in `unless` (never weaken a complaint), erased, or
+    nobody there."""
+    return change_statuses_in(connection, [StatusChange(subscriber_id, new, context, unless)]) > 0
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    subscriber_id: int
+    new: Status
+    context: Context
+    unless: frozenset[Status] = frozenset()
+
+
+def change_statuses_in(connection: Connection, changes: Sequence[StatusChange]) -> int:
+    """Many `change_status_in` calls at once, applied in their order with the same rules:
+    one read of the rows, one UPDATE per new status and one INSERT into the consent log.
+    A webhook post of 10,000 events pays for three statements, not three per change.
+    Returns how many changes took effect."""
+    ids = sorted({change.subscriber_id for change in changes})
+    current: dict[int, Status] = {}
+    for start in range(0, len(ids), 500):
+        rows = connection.execute(
+            select(subscribers.c.id, subscribers.c.status, subscribers.c.erased_at)
+            .where(subscribers.c.id.in_(ids[start : start + 500]))
+            .with_for_update()
+        )
+        current.update({row.id: Status(row.status) for row in rows if row.erased_at is None})
     at = now()
-    row = connection.execute(
-        select(subscribers).where(subscribers.c.id == subscriber_id).with_for_update()
-    ).first()
-    if row is None:
-        return False
-    old = Status(row.status)
-    if old == new or old in unless or row.erased_at is not None:
-        return False
-    connection.execute(
-        update(subscribers)
-        .where(subscribers.c.id == subscriber_id)
-        .values(status=str(new), **timestamps_for(new, at))
-    )
-    record_event(connection, subscriber_id, "status", context, old, new, at)
-    return True
+    final: dict[int, Status] = {}
+    log: list[dict[str, Any]] = []
+    for change in changes:
+        old = current.get(change.subscriber_id)
+        if old is None or old == change.new or old in change.unless:
+            continue
+        current[change.subscriber_id] = final[change.subscriber_id] = change.new
+        context = change.context
+        log.append(
+            {
+                "subscriber_id": change.subscriber_id,
+                "at": at,
+                "kind": "status",
+                "old_status": str(old),
+                "new_status": str(change.new),
+                "source": str(context.source),
+                "detail": context.detail,
+                "ip": context.ip,
+                "user_agent": context.user_agent[:500] if context.user_agent else None,
+            }
+        )
+    by_status: dict[Status, list[int]] = {}
+    for subscriber_id, status in final.items():
+        by_status.setdefault(status, []).append(subscriber_id)
+    for status, members in by_status.items():
+        for start in range(0, len(members), 500):
+            connection.execute(
+                update(subscribers)
+                .where(subscribers.c.id.in_(members[start : start + 500]))
+                .values(status=str(status), **timestamps_for(status, at))
+            )
+    if log:
+        connection.execute(insert(subscriber_events), log)
+    return len(log)
 
 
 class SubscriberStore:

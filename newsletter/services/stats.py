@@ -1,6 +1,7 @@
 """How a send did: the ledger's outcomes, what providers reported back (deliveries,
-bounces, complaints, opens with machine opens apart, clicks), and who left after it, by
-path. Rates are against delivered (against sent when no provider reports deliveries)."""
+bounces, complaints, opens with machine opens apart, clicks; returned mail's bounces and
+complaints too), and who left after it, by path. Rates are against delivered (against sent
+when no provider reports deliveries)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, distinct, func, or_, select
+from sqlalchemy import Connection, Engine, and_, distinct, func, or_, select
 
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, provider_events, sends, subscriber_events
@@ -48,7 +49,7 @@ class SendStats:
         return data
 
 
-def send_stats(engine: Engine, send_id: int) -> SendStats:
+def send_stats(engine: Engine, send_id: int, links: int = 5) -> SendStats:
     record = Ledger(engine).get(send_id)
     events = provider_events.c
     with reading(engine).connect() as connection:
@@ -65,39 +66,32 @@ def send_stats(engine: Engine, send_id: int) -> SendStats:
             or_(
                 and_(events.kind == "bounce", events.detail == "bounce"),
                 and_(events.kind == "dropped", events.detail.ilike("%bounce%")),
+                and_(events.kind == "bounce", events.provider == "mail"),  # a 5.x.x DSN
             )
         )
-        complained = people(events.kind == "spamreport")
+        complained = people(
+            or_(
+                events.kind == "spamreport",
+                and_(events.kind == "complaint", events.provider == "mail"),  # an ARF report
+            )
+        )
         opens = people(events.kind == "open", events.machine.is_(False))
         machine = people(events.kind == "open", events.machine.is_(True))
         clicks = people(events.kind == "click")
-        links = connection.execute(
+        top = connection.execute(
             select(events.detail, func.count())
             .where(events.send_id == send_id, events.kind == "click", events.detail.is_not(None))
             .group_by(events.detail)
-            .order_by(func.count().desc())
-            .limit(5)
+            .order_by(func.count().desc(), events.detail)
+            .limit(links)
         ).all()
-        following = connection.execute(
-            select(func.min(sends.c.created_at)).where(sends.c.id > send_id)
-        ).scalar()
         left = (
             select(
                 subscriber_events.c.source, func.count(distinct(subscriber_events.c.subscriber_id))
             )
-            .where(
-                subscriber_events.c.new_status == "unsubscribed",
-                subscriber_events.c.at >= record.created_at,
-                subscriber_events.c.subscriber_id.in_(
-                    select(deliveries.c.subscriber_id).where(
-                        deliveries.c.send_id == send_id, deliveries.c.status == "sent"
-                    )
-                ),
-            )
+            .where(*left_after(connection, send_id, record.created_at))
             .group_by(subscriber_events.c.source)
         )
-        if following is not None:
-            left = left.where(subscriber_events.c.at < following)
         unsubscribed = dict(connection.execute(left).all())
     counts = record.counts
     return SendStats(
@@ -117,8 +111,28 @@ def send_stats(engine: Engine, send_id: int) -> SendStats:
         opens=opens,
         machine_opens=machine,
         clicks=clicks,
-        top_links=[(url, n) for url, n in links],
+        top_links=[(url, n) for url, n in top],
     )
+
+
+def left_after(connection: Connection, send_id: int, created_at: datetime) -> list[Any]:
+    """Conditions on the consent log for "left because of this send": an unsubscribe by
+    someone the send reached, from its start until the next send began."""
+    following = connection.execute(
+        select(func.min(sends.c.created_at)).where(sends.c.id > send_id)
+    ).scalar()
+    where = [
+        subscriber_events.c.new_status == "unsubscribed",
+        subscriber_events.c.at >= created_at,
+        subscriber_events.c.subscriber_id.in_(
+            select(deliveries.c.subscriber_id).where(
+                deliveries.c.send_id == send_id, deliveries.c.status == "sent"
+            )
+        ),
+    ]
+    if following is not None:
+        where.append(subscriber_events.c.at < following)
+    return where
 
 
 def recent_stats(engine: Engine, limit: int = 20) -> list[SendStats]:

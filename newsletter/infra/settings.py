@@ -13,6 +13,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -172,10 +173,20 @@ class TrackingSettings(_Table):
 
 
 class UtmSettings(_Table):
-    """UTM tagging of links; off unless `source` is set."""
+    """UTM tagging of links; off unless `source` is set. Only links to `domains` (and their
+    subdomains) are tagged: on a journal's or doi.org's link the parameters are noise and
+    can break it. Default: the host of `base_url` (see `Settings.utm_domains`)."""
 
     source: str | None = None
     medium: str = "email"
+    domains: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")]] | None = None
+
+
+class TopicSettings(_Table):
+    """A topic (a snippet tag subscribers can follow), as readers see it."""
+
+    label: Text
+    description: str = ""
 
 
 class CheckSettings(_Table):
@@ -242,6 +253,19 @@ class Settings(BaseSettings):
     utm: UtmSettings = Field(default_factory=UtmSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    # [topics.<tag>] label = "...", description = "...": names for the tags readers follow.
+    topics: dict[str, TopicSettings] = Field(default_factory=dict)
+
+    @property
+    def utm_domains(self) -> list[str]:
+        """The hosts whose links get UTM parameters (subdomains included)."""
+        if self.utm.domains is not None:
+            return [d.lower().strip(".") for d in self.utm.domains]
+        return [urlsplit(self.base_url).hostname or ""]
+
+    def topic_label(self, tag: str) -> str:
+        topic = self.topics.get(tag)
+        return topic.label if topic else tag
 
     @classmethod
     def settings_customise_sources(

@@ -29,8 +29,10 @@ def test_stats_from_a_known_event_set(sending, cli):
 
     events = [event("delivered", sid, 0) for sid in ids[:8]]
     events += [
-        event("bounce", ids[8], 0, type="bounce"),
-        event("bounce", ids[9], 0, type="blocked"),
+        event(
+            "bounce", ids[8], 0, type="bounce", reason="550 5.1.1 The email account does not exist"
+        ),
+        event("bounce", ids[9], 0, type="blocked", reason="550 5.7.1 Refused by policy"),
     ]
     events += [event("open", sid, 0) for sid in ids[:4]] + [event("open", ids[0], 1)]
     events += [event("open", ids[5], 2, sg_machine_open=True)]

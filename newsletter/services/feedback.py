@@ -145,6 +145,8 @@ def row_of(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
     if not event_id:  # none given: the event's own content names it
         event_id = "sha256:" + sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:40]
     detail = get("reason") or get("type") or get("url") or get("status")
+    if get("event") == "bounce":  # the type first: statistics tell bounces from blocks by it
+        detail = f"{get('type') or 'bounce'}: {get('reason')}" if get("reason") else get("type")
     email = get("email")
     return {
         "provider": "sendgrid",

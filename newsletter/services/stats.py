@@ -64,7 +64,10 @@ def send_stats(engine: Engine, send_id: int, links: int = 5) -> SendStats:
         delivered = people(events.kind == "delivered")
         bounced = people(
             or_(
-                and_(events.kind == "bounce", events.detail == "bounce"),
+                and_(
+                    events.kind == "bounce",
+                    or_(events.detail == "bounce", events.detail.like("bounce: %")),
+                ),
                 and_(events.kind == "dropped", events.detail.ilike("%bounce%")),
                 and_(events.kind == "bounce", events.provider == "mail"),  # a 5.x.x DSN
             )

@@ -14,6 +14,14 @@ SendGrid checks it, without network access or an account:
 Kept lean for the million-recipient benchmark: the JSON schema is compiled once per process,
 personalizations alike in outline (types, keys, lengths; see `_shape`) are schema-checked once,
 and a request's body is kept only when `record=True`, so memory stays flat.
+
+It also serves SendGrid's suppression lists (`tsg_suppressions_v3.json`) from in-memory lists
+that tests seed (`seed`, `seed_group`): the global lists under /v3/suppression/ with real
+limit/offset paging and start_time/end_time filters, and an unsubscribe group's suppressions
+(GET, and POST to add). Every such request is checked against the operation the spec
+defines for it (query parameters, required headers, body): one the spec does not allow is
+answered 400 and recorded in `violations`, which `assert_no_violations` turns into a test
+failure. That spec is compiled on the first such request, so Mail Send pays nothing for it.
 """
 
 from __future__ import annotations
@@ -22,14 +30,16 @@ import copy
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 import threading
 import time
 import traceback
+import urllib.parse
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import cache
@@ -45,9 +55,12 @@ __all__ = [
     "AUTH_ERROR",
     "MAIL_SEND_PATH",
     "RESERVED_HEADERS",
+    "SUPPRESSION_LISTS",
+    "ApiRequest",
     "SendGridStandIn",
     "check_mail_send",
     "spec_path",
+    "suppressions_spec_path",
 ]
 
 MAIL_SEND_PATH = "/v3/mail/send"
@@ -587,6 +600,234 @@ def _message_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+# -- the suppressions API (tsg_suppressions_v3.json) ---------------------------------------
+
+# The global lists under /v3/suppression/ the stand-in serves from seeded entries.
+SUPPRESSION_LISTS = ("bounces", "spam_reports", "invalid_emails", "unsubscribes", "blocks")
+SUPPRESSIONS_PREFIXES = ("/v3/suppression/", "/v3/asm/")
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def suppressions_spec_path() -> Path:
+    """As `spec_path`, for the suppressions spec ($SENDGRID_SUPPRESSIONS_SPEC overrides)."""
+    override = os.environ.get("SENDGRID_SUPPRESSIONS_SPEC")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve().parent
+    name = "tsg_suppressions_v3.json"
+    shared = here.parents[1] / "shared" / "sendgrid-oai" / name
+    return shared if shared.is_file() else here / "sendgrid-oai" / name
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str  # header names lower-cased
+    where: str  # "query", "header" or "path"
+    required: bool
+    schema: Json
+    validator: Draft202012Validator
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """One operation of the spec, compiled: what a request to it may carry."""
+
+    operation_id: str
+    method: str  # lower case, as in the spec
+    template: str
+    pattern: re.Pattern[str]
+    params: tuple[_Param, ...]
+    body: Draft202012Validator | None  # the JSON request body's schema, if it takes one
+    answers: dict[int, Draft202012Validator]  # status -> the JSON answer's schema
+
+    def param(self, name: str, where: str) -> _Param | None:
+        key = name.lower() if where == "header" else name
+        return next((p for p in self.params if p.where == where and p.name == key), None)
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One request to the suppressions API, as the stand-in understood it."""
+
+    method: str
+    path: str
+    operation_id: str
+    query: dict[str, list[str]]
+    body: Any  # the parsed JSON body, or None
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = []
+    for segment in template.split("/"):
+        found = _PATH_PARAM.fullmatch(segment)
+        parts.append(f"(?P<{found.group(1)}>[^/]+)" if found else re.escape(segment))
+    return re.compile("/".join(parts))
+
+
+@cache
+def _operations() -> tuple[_Operation, ...]:
+    """Compile every operation of the suppressions spec once, on first use."""
+    path = suppressions_spec_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"SendGrid suppressions OpenAPI spec not found at {path}")
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    emails = FormatChecker(formats=("email",))
+
+    def compiled(schema: Json) -> Draft202012Validator:
+        Draft202012Validator.check_schema(schema)
+        return Draft202012Validator(schema, format_checker=emails)
+
+    operations = []
+    for template, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS:
+                continue
+            declared: dict[tuple[str, str], Json] = {}
+            for raw in [*item.get("parameters", []), *operation.get("parameters", [])]:
+                param = _inline_refs(raw, spec)  # operation-level ones override the path's
+                name = param["name"].lower() if param["in"] == "header" else param["name"]
+                declared[(name, param["in"])] = param
+            params = tuple(
+                _Param(
+                    name,
+                    where,
+                    bool(param.get("required")) or where == "path",
+                    param.get("schema", {}),
+                    compiled(param.get("schema", {})),
+                )
+                for (name, where), param in declared.items()
+            )
+            body = None
+            if "requestBody" in operation:
+                content = _inline_refs(operation["requestBody"], spec)["content"]
+                body = compiled(content["application/json"]["schema"])
+            answers = {}
+            for code, answer in operation.get("responses", {}).items():
+                schema = (
+                    _inline_refs(answer, spec)
+                    .get("content", {})
+                    .get("application/json", {})
+                    .get("schema")
+                )
+                if code.isdigit() and schema is not None:
+                    answers[int(code)] = compiled(schema)
+            operations.append(
+                _Operation(
+                    operation["operationId"],
+                    method,
+                    template,
+                    _path_pattern(template),
+                    params,
+                    body,
+                    answers,
+                )
+            )
+    # Literal segments before parameters: .../suppressions/search is not an {email}.
+    operations.sort(key=lambda op: op.template.count("{"))
+    return tuple(operations)
+
+
+def _match(method: str, path: str) -> tuple[_Operation, dict[str, str]] | None:
+    for operation in _operations():
+        if operation.method == method:
+            found = operation.pattern.fullmatch(path)
+            if found:
+                values = {k: urllib.parse.unquote(v) for k, v in found.groupdict().items()}
+                return operation, values
+    return None
+
+
+def _operation(method: str, path: str) -> _Operation:
+    found = _match(method, path)
+    if found is None:
+        raise LookupError(f"the suppressions spec has no {method.upper()} {path}")
+    return found[0]
+
+
+def _api_error(message: str, field: str | None) -> Error:
+    """One entry of the spec's ErrorResponse `errors` array."""
+    return {"field": field, "message": message}
+
+
+def _typed(value: str, schema: Json) -> Any:
+    """A query string value as the JSON type its schema wants (left a string when it is not
+    one, so that the schema reports the type)."""
+    kind = schema.get("type")
+    if kind == "integer" and re.fullmatch(r"[+-]?\d+", value):
+        return int(value)
+    if kind == "number":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean" and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
+def _request_errors(
+    operation: _Operation,
+    path_values: dict[str, str],
+    query: dict[str, list[str]],
+    headers: Any,
+    raw_body: bytes,
+) -> tuple[list[Error], dict[str, Any], Any]:
+    """What in a request the operation does not allow: (errors, typed query values, body)."""
+    errors: list[Error] = []
+    values: dict[str, Any] = {}
+    where = f"{operation.method.upper()} {operation.template}"
+    for name, given in query.items():
+        param = operation.param(name, "query")
+        if param is None:
+            errors.append(_api_error(f"{where} takes no query parameter {name!r}.", name))
+            continue
+        if param.schema.get("type") == "array":
+            value: Any = [_typed(v, param.schema.get("items", {})) for v in given]
+        elif len(given) > 1:
+            errors.append(_api_error(f"The query parameter {name!r} may be given once.", name))
+            continue
+        else:
+            value = _typed(given[0], param.schema)
+        for problem in param.validator.iter_errors(value):
+            errors.append(_api_error(f"{name}={given[-1]!r}: {problem.message}.", name))
+        values[name] = value
+    for param in operation.params:
+        if param.where == "query" and param.required and param.name not in query:
+            errors.append(_api_error(f"The query parameter {param.name!r} is required.", None))
+        elif param.where == "header" and param.required and headers.get(param.name) is None:
+            errors.append(_api_error(f"The {param.name} header is required.", None))
+        elif param.where == "path":
+            for problem in param.validator.iter_errors(path_values.get(param.name)):
+                errors.append(_api_error(f"{param.name}: {problem.message}.", param.name))
+    body = None
+    if operation.body is None:
+        if raw_body:
+            errors.append(_api_error(f"{where} takes no request body.", None))
+        return errors, values, body
+    content_type = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if not raw_body:
+        errors.append(_api_error(f"{where} needs a JSON request body.", None))
+    elif content_type != "application/json":
+        errors.append(_api_error(f"Content-Type {content_type!r} is not application/json.", None))
+    else:
+        try:
+            body = json.loads(raw_body)
+        except ValueError as exc:
+            errors.append(_api_error(f"The body is not valid JSON ({exc}).", None))
+        else:
+            for problem in operation.body.iter_errors(body):
+                field = ".".join(str(p) for p in problem.absolute_path) or None
+                errors.append(_api_error(f"{field or 'body'}: {problem.message}.", field))
+    return errors, values, body
+
+
+def _email_matches(email: str, pattern: str) -> bool:
+    """The spec's `email` filter: a prefix, with `%` as a wildcard."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("%"))
+    return re.match(regex, email, re.IGNORECASE) is not None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -606,9 +847,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def do_POST(self) -> None:
+    def _guarded(self, handle: Callable[[_Handler], None]) -> None:
         try:
-            self.server.standin._handle_post(self)
+            handle(self)
         except (ConnectionError, TimeoutError):
             raise  # the client went away; `_Server.handle_error` stays quiet about it
         except Exception as exc:  # a bug here: answer 500 saying so, rather than hang up
@@ -619,21 +860,34 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.close_connection = True
 
+    def do_POST(self) -> None:
+        self._guarded(self.server.standin._handle_post)
+
     def _not_found(self) -> None:
         self.server.standin._drain(self)
         self.server.standin._respond(self, 404, NOT_FOUND_ERROR)
 
     def do_GET(self) -> None:
-        self.server.standin._handle_get(self)
+        self._guarded(self.server.standin._handle_get)
 
-    do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _not_found
+    def do_PUT(self) -> None:
+        self._guarded(lambda handler: handler.server.standin._handle_api(handler, "put"))
+
+    def do_PATCH(self) -> None:
+        self._guarded(lambda handler: handler.server.standin._handle_api(handler, "patch"))
+
+    def do_DELETE(self) -> None:
+        self._guarded(lambda handler: handler.server.standin._handle_api(handler, "delete"))
+
+    do_HEAD = do_OPTIONS = _not_found
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test output is no place for an access log."""
 
 
 class SendGridStandIn:
-    """A local stand-in for POST /v3/mail/send that checks each request as SendGrid would."""
+    """A local stand-in for POST /v3/mail/send and the suppression lists that checks each
+    request as SendGrid would."""
 
     def __init__(
         self,
@@ -659,6 +913,13 @@ class SendGridStandIn:
         self._thread: threading.Thread | None = None
         self._auth = f"Bearer {api_key}".encode()
         self.scopes = ["mail.send", "scopes.read"]  # what GET /v3/scopes answers
+        # The suppressions API: seeded lists, groups by id, and what was asked of it.
+        self.suppressions: dict[str, list[Json]] = {name: [] for name in SUPPRESSION_LISTS}
+        self.groups: dict[str, list[str]] = {}
+        self.group_posts: list[tuple[str, list[str]]] = []  # (group id, recipient_emails)
+        self.api_requests: list[ApiRequest] = []
+        self.violations: list[str] = []  # requests the spec does not allow
+        self.default_page_size = 500  # without `limit` ("the default page size is used")
         _schemas()  # compile now, so the first request is not the slow one
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -739,6 +1000,46 @@ class SendGridStandIn:
             for person in item["to"]
         ]
 
+    def seed(self, list_name: str, entries: Iterable[Json]) -> None:
+        """Add entries to GET /v3/suppression/<list_name>, in the order given; each must be
+        what the spec says that list answers (e.g. {"email", "created", "reason"})."""
+        if list_name not in SUPPRESSION_LISTS:
+            raise ValueError(f"no suppression list {list_name!r} (one of {SUPPRESSION_LISTS})")
+        items = [dict(entry) for entry in entries]
+        answer = _operation("get", f"/v3/suppression/{list_name}").answers[200]
+        problem = next(answer.iter_errors(items), None)
+        if problem is not None:
+            where = "/".join(str(p) for p in problem.absolute_path)
+            raise ValueError(
+                f"not an answer of /v3/suppression/{list_name}: {where}: {problem.message}"
+            )
+        with self._lock:
+            self.suppressions[list_name].extend(items)
+
+    def seed_group(self, group_id: int | str, emails: Iterable[str]) -> None:
+        """Put addresses in an unsubscribe group's suppressions (created when first named)."""
+        with self._lock:
+            self._add_to_group(str(group_id), list(emails))
+
+    def group(self, group_id: int | str) -> list[str]:
+        """An unsubscribe group's suppressions, seeded and posted."""
+        with self._lock:
+            return list(self.groups.get(str(group_id), []))
+
+    def requests_to(self, operation_id: str) -> list[ApiRequest]:
+        """The suppressions API requests made to one operation (the spec's operationId)."""
+        with self._lock:
+            return [r for r in self.api_requests if r.operation_id == operation_id]
+
+    def assert_no_violations(self) -> None:
+        """Fail the test if any request broke the suppressions spec (each was answered 400)."""
+        with self._lock:
+            found = list(self.violations)
+        if found:
+            raise AssertionError(
+                "requests the SendGrid suppressions spec does not allow:\n" + "\n".join(found)
+            )
+
     # -- request handling ----------------------------------------------------------------
 
     def _admitted(self, handler: _Handler, path: str) -> bool:
@@ -754,10 +1055,15 @@ class SendGridStandIn:
         return True
 
     def _handle_get(self, handler: _Handler) -> None:
-        if self._admitted(handler, SCOPES_PATH):
+        if handler.path.split("?", 1)[0].rstrip("/") != SCOPES_PATH:
+            self._handle_api(handler, "get")
+        elif self._admitted(handler, SCOPES_PATH):
             self._respond(handler, 200, {"scopes": list(self.scopes)})
 
     def _handle_post(self, handler: _Handler) -> None:
+        if handler.path.split("?", 1)[0].rstrip("/") != MAIL_SEND_PATH:
+            self._handle_api(handler, "post")
+            return
         if not self._admitted(handler, MAIL_SEND_PATH):
             return
         length = self._content_length(handler)
@@ -825,6 +1131,121 @@ class SendGridStandIn:
             self._respond(handler, 200, None)
         else:
             self._respond(handler, 202, None, {"X-Message-Id": _message_id()})
+
+    def _handle_api(self, handler: _Handler, method: str) -> None:
+        """A request to the suppressions API: found in the spec (else 404), authorized (else
+        401), allowed by its operation (else 400, recorded in `violations`), then served."""
+        path, _, raw_query = handler.path.partition("?")
+        path = path.rstrip("/")
+        found = _match(method, path) if path.startswith(SUPPRESSIONS_PREFIXES) else None
+        if found is None:
+            handler._not_found()
+            return
+        operation, path_values = found
+        authorization = handler.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(authorization, self._auth):
+            self._drain(handler)
+            self._reject(handler, 401, AUTH_ERROR)
+            return
+        raw = b""
+        if handler.headers.get("Content-Length") is not None:
+            length = self._content_length(handler)
+            if length is None:
+                return
+            if length > self.max_request_bytes:
+                self._drain(handler, length)
+                self._reject(handler, 413, TOO_LARGE_ERROR)
+                return
+            raw = handler.rfile.read(length)
+
+        with self._lock:
+            delay = self._delays.popleft() if self._delays else None
+            failure = self._failures.popleft() if self._failures else None
+        if delay and self._stopping.wait(delay):
+            handler.close_connection = True
+            return
+        if failure is not None:
+            self._respond_failure(handler, *failure)
+            return
+
+        query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
+        errors, values, body = _request_errors(operation, path_values, query, handler.headers, raw)
+        with self._lock:
+            self.api_requests.append(
+                ApiRequest(method.upper(), path, operation.operation_id, query, body)
+            )
+        if errors:
+            with self._lock:
+                self.violations.append(
+                    f"{method.upper()} {handler.path}: " + " ".join(e["message"] for e in errors)
+                )
+            self._reject(handler, 400, {"errors": errors})
+            return
+        serve = {
+            "ListSuppressionBounces": self._serve_list,
+            "ListSpamReport": self._serve_list,
+            "ListInvalidEmail": self._serve_list,
+            "ListGlobalSuppression": self._serve_list,
+            "ListSuppressionBlock": self._serve_list,
+            "ListSuppressionFromAsmGroup": self._serve_group,
+            "AddSuppressionToAsmGroup": self._serve_group_add,
+        }.get(operation.operation_id)
+        if serve is None:
+            message = (
+                f"{operation.operation_id} ({method.upper()} {operation.template}) is in the "
+                "spec but the stand-in does not serve it"
+            )
+            with self._lock:
+                self.violations.append(message)
+            self._respond(handler, 501, {"errors": [_api_error(message, None)]})
+            return
+        status, payload = serve(operation, path_values, values, body)
+        schema = operation.answers.get(status)
+        problem = next(schema.iter_errors(payload), None) if schema is not None else None
+        if problem is not None:  # a bug in the stand-in, or in what a test seeded
+            raise AssertionError(f"the stand-in's answer breaks the spec: {problem.message}")
+        self._respond(handler, status, payload)
+
+    def _serve_list(
+        self, operation: _Operation, path_values: dict[str, str], values: dict[str, Any], body: Any
+    ) -> tuple[int, Any]:
+        """A page of a global list: start_time/end_time (inclusive) on `created`, `email` as
+        a prefix, then `offset` entries skipped and at most `limit` given."""
+        with self._lock:
+            entries = list(self.suppressions[operation.template.rsplit("/", 1)[1]])
+        start, end, pattern = values.get("start_time"), values.get("end_time"), values.get("email")
+        if start is not None:
+            entries = [e for e in entries if e.get("created", 0) >= start]
+        if end is not None:
+            entries = [e for e in entries if e.get("created", 0) <= end]
+        if pattern:
+            entries = [e for e in entries if _email_matches(e.get("email", ""), pattern)]
+        offset = values.get("offset", 0)
+        limit = values.get("limit", self.default_page_size)
+        return 200, entries[offset : offset + limit]
+
+    def _serve_group(
+        self, operation: _Operation, path_values: dict[str, str], values: dict[str, Any], body: Any
+    ) -> tuple[int, Any]:
+        return 200, self.group(path_values["group_id"])
+
+    def _serve_group_add(
+        self, operation: _Operation, path_values: dict[str, str], values: dict[str, Any], body: Any
+    ) -> tuple[int, Any]:
+        emails = list(body["recipient_emails"])
+        with self._lock:
+            self._add_to_group(path_values["group_id"], emails)
+            self.group_posts.append((path_values["group_id"], emails))
+        return 201, {"recipient_emails": emails}
+
+    def _add_to_group(self, group_id: str, emails: list[str]) -> None:
+        """Under the lock: each address once per group, whatever its case."""
+        members = self.groups.setdefault(group_id, [])
+        known = {m.lower() for m in members}
+        for email in emails:
+            if email.lower() not in known:
+                known.add(email.lower())
+                members.append(email)
 
     def _content_length(self, handler: _Handler) -> int | None:
         """The declared body size, or None after answering a request that lacks a usable one."""

@@ -120,3 +120,10 @@ def test_export_to_an_unwritable_place_is_an_input_error(cli, tmp_path):
     result = cli("subscribers", "export", str(blocker / "out.csv"))
     assert result.code == 2 and "cannot write" in result.err
     assert not list(tmp_path.glob(".out.csv.*"))
+
+
+def test_topics_are_shown_by_their_labels_and_kept_as_tags_in_json(cli):
+    assert cli("subscribers", "add", "ada@example.com", "--topic", "evidence").code == 0
+    assert "The evidence" in cli("subscribers", "show", "ada@example.com").out
+    assert "The evidence" in cli("subscribers", "list").out
+    assert json.loads(cli("subscribers", "list", "--json").out)[0]["topics"] == ["evidence"]

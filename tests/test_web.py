@@ -271,3 +271,11 @@ def test_expired_confirmation_is_not_valid(web):
 def test_healthz(web):
     response = httpx.get(f"{web.url}/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_topics_are_offered_by_their_labels_with_descriptions(web, person):
+    url = f"{web.url}/preferences/{web.token(Purpose.PREFERENCES, person.id)}"
+    for page in (httpx.get(url).text, httpx.get(f"{web.url}/subscribe").text):
+        assert 'value="expectations"' in page  # the form still posts the tag
+        assert "> Realistic expectations <small>How much change to expect" in page
+        assert "> expectations<" not in page

@@ -27,6 +27,7 @@ from newsletter.domain.personalize import delivery_key
 from newsletter.domain.subscriber import Source, Status, SubscriberRecord
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import connect, make_engine, upgrade
+from newsletter.infra.settings import Settings
 from newsletter.infra.transports.outbox import forget
 from newsletter.services.exporter import export_to_file, write_csv
 from newsletter.services.importer import ImportReport, import_csv
@@ -47,7 +48,12 @@ def _store() -> Iterator[SubscriberStore]:
         yield SubscriberStore(engine)
 
 
-def _row(record: SubscriberRecord) -> list[Text]:
+def _labels(topics: list[str], settings: Settings) -> str:
+    """Topics as readers see them (`[topics]` labels); --json keeps the tags."""
+    return ", ".join(settings.topic_label(tag) for tag in topics)
+
+
+def _row(record: SubscriberRecord, settings: Settings) -> list[Text]:
     """Cells as plain Text: names and addresses are never read as console markup."""
     return [
         Text(value)
@@ -56,7 +62,7 @@ def _row(record: SubscriberRecord) -> list[Text]:
             record.email or "(erased)",
             record.name or "",
             str(record.status),
-            ", ".join(record.topics),
+            _labels(record.topics, settings),
             record.created_at.strftime("%Y-%m-%d") if record.created_at else "",
         )
     ]
@@ -198,8 +204,9 @@ def list_subscribers(
     table = Table(box=None)
     for column in ("id", "email", "name", "status", "topics", "since"):
         table.add_column(column, no_wrap=column in ("id", "email"))
+    settings = open_current_workspace().settings
     for record in records:
-        table.add_row(*_row(record))
+        table.add_row(*_row(record, settings))
     out.print(table)
     more = f"; next: --page {page + 1}" if len(records) == limit else ""
     out.print(f"page {page}: {len(records)} subscriber(s){more}")
@@ -217,7 +224,7 @@ def show(email: EmailArg, as_json: JsonFlag = False) -> None:
     out.print(f"{record.email}  #{record.id}  {record.status}", markup=False)
     for label, value in (
         ("name", record.name),
-        ("topics", ", ".join(record.topics)),
+        ("topics", _labels(record.topics, open_current_workspace().settings)),
         ("attributes", record.attributes and json.dumps(record.attributes, ensure_ascii=False)),
         ("created", record.created_at),
         ("confirmed", record.confirmed_at),

@@ -64,17 +64,23 @@ def create_app(
     webhooks: WebhookContext | None = None,
     webhook_max_bytes: int = 20 * 1024 * 1024,
     clicks: ClickContext | None = None,
+    labels: dict[str, tuple[str, str]] | None = None,
 ) -> Starlette:
+    """`labels`: topic -> (label, description) as readers see them (`[topics]`)."""
     web = consent.web
+    pages = Environment(
+        loader=FileSystemLoader(str(templates_dir / "web")),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+    named = labels or {}
+    pages.filters["topic_label"] = lambda tag: named.get(tag, (tag, ""))[0]
+    pages.filters["topic_description"] = lambda tag: named.get(tag, (tag, ""))[1]
     ctx = WebContext(
         consent=consent,
-        pages=Environment(
-            loader=FileSystemLoader(str(templates_dir / "web")),
-            autoescape=True,
-            undefined=StrictUndefined,
-        ),
+        pages=pages,
         newsletter=newsletter,
-        topics=sorted(topics),
+        topics=list(topics),  # in the order configured
         subscribe_limit=RateLimiter(web.subscribe_per_ip_per_hour, 3600),
         confirm_ceiling=RateLimiter(web.confirm_mails_per_hour, 3600),
         trusted_proxies=list(web.trusted_proxies),
@@ -276,7 +282,7 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
         status_text=status_text,
         subscribed=subscribed,
         can_return=record.status == Status.UNSUBSCRIBED,
-        topics=sorted(set(ctx.topics) | set(record.topics)),
+        topics=ctx.topics + sorted(set(record.topics) - set(ctx.topics)),
         chosen=set(record.topics),
         paused_until=record.paused_until.strftime("%d %B %Y") if record.paused_until else None,
         notice=notice,

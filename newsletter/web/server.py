@@ -37,7 +37,11 @@ def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette
         renderer=Renderer(workspace.templates_dir, settings),
         transport=make_transport(workspace),
     )
-    topics = sorted({tag for s in Library(workspace).snippets() for tag in s.meta.tags})
+    # The configured topics are what readers can choose; without any, the snippets' tags.
+    topics = list(settings.topics) or sorted(
+        {tag for s in Library(workspace).snippets() for tag in s.meta.tags}
+    )
+    labels = {tag: (topic.label, topic.description) for tag, topic in settings.topics.items()}
     return create_app(
         consent,
         workspace.templates_dir,
@@ -53,6 +57,7 @@ def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette
         ),
         settings.webhooks.max_body_bytes,
         ClickContext(engine, signer),
+        labels,
     )
 
 

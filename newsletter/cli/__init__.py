@@ -8,6 +8,7 @@ import sys
 from rich.text import Text
 
 from newsletter.cli import (  # noqa: F401  (they register)
+    archive,
     content,
     inbound,
     report,

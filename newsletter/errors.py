@@ -13,6 +13,7 @@ class ExitStatus(IntEnum):
     INPUT_ERROR = 2  # bad usage, file, setting or template
     SEND_INCOMPLETE = 3  # a send stopped before every recipient was handled (paused, cancelled)
     UNAVAILABLE = 69  # a database, server or provider cannot be reached
+    TEMPFAIL = 75  # `inbound` only: the mail system should try again later (sysexits.h)
     INTERNAL_ERROR = 70  # a bug: rerun with --debug for the traceback
 
 

@@ -314,3 +314,12 @@ def test_inbound_parse_is_off_without_a_secret(web):
         f"{web.url}/webhooks/inbound/anything-at-all-here", files={"email": (None, OTHER)}
     )
     assert answer.status_code == 404
+
+
+def test_a_database_that_cannot_be_reached_asks_the_mail_system_to_retry(cli, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    stdin = io.TextIOWrapper(io.BytesIO(OTHER.encode()))
+    monkeypatch.setattr("sys.stdin", stdin)
+    result = cli("inbound")
+    assert result.code == 75, (result.code, result.err)
+    assert "error:" in result.err

@@ -11,7 +11,9 @@ import typer
 from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, print_json
+from newsletter.errors import ExitStatus, NewsletterError
 from newsletter.infra.db.engine import connect
+from newsletter.infra.redaction import redact
 from newsletter.services.inbound import apply, messages_in
 from newsletter.services.links import signer
 
@@ -23,15 +25,24 @@ def inbound(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Apply bounces (RFC 3464), complaints (ARF) and mailto unsubscribes; ignore the rest."""
+    """Apply bounces (RFC 3464), complaints (ARF) and mailto unsubscribes; ignore the rest.
+
+    Exit 75 when the database cannot be reached: a mail system piping into this command
+    (Postfix, procmail) keeps the mail and tries again later, where 69 would bounce it."""
     workspace = open_current_workspace()
     keys = signer(workspace, allow_generated=True)
     mails = list(messages_in(mbox)) if mbox else [sys.stdin.buffer.read()]
     limit = workspace.settings.feedback.soft_bounce_limit
     results = []
-    with connect(workspace.database_url) as engine:
-        for raw in mails:
-            results.append(apply(engine, keys, raw, limit))
+    try:
+        with connect(workspace.database_url) as engine:
+            for raw in mails:
+                results.append(apply(engine, keys, raw, limit))
+    except NewsletterError as exc:
+        if exc.exit_status != ExitStatus.UNAVAILABLE:
+            raise
+        err.print(Text.assemble(("error: ", "bold red"), redact(str(exc))))
+        raise typer.Exit(int(ExitStatus.TEMPFAIL)) from None
     if as_json:
         print_json([r.__dict__ for r in results])
         return

@@ -1,4 +1,4 @@
-"""Rendering once and personalizing by substitution; the text twin; UTM links."""
+"""Rendering once and personalizing by substitution; the text twin."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import re
 import mjml
 import pytest
 
-from newsletter.domain.links import Utm, tag_url
 from newsletter.domain.markdown import render_markdown
 from newsletter.domain.personalize import (
     Recipient,
@@ -86,7 +85,7 @@ def test_content_hash_is_stable_and_tracks_content(builder, sample):
 def test_rendered_issue_parts(builder):
     build = builder.build("2027-01-evidence")
     rendered = build.rendered
-    assert rendered.subject == "What the research says about microneedling"
+    assert rendered.subject == build.issue.meta.subject.strip()
     assert rendered.preheader and rendered.preheader in rendered.html  # hidden preheader
     assert "display:none" in rendered.html.split(rendered.preheader)[0][-400:]
     html_names, text_names = rendered.placeholders()
@@ -136,24 +135,6 @@ def test_markdown_text_structure():
         "- one\n- two\n\n"
         "1. first\n2. second"
     )
-
-
-def test_utm_tagging_keeps_existing_query():
-    utm = Utm(source="fn", medium="email", campaign="2026-12-welcome")
-    assert tag_url("https://example.org/a?x=1#top", utm) == (
-        "https://example.org/a?x=1&utm_source=fn&utm_medium=email&utm_campaign=2026-12-welcome#top"
-    )
-    assert tag_url("https://example.org/a?utm_source=own", utm).count("utm_source") == 1
-    assert tag_url("mailto:a@example.org", utm) == "mailto:a@example.org"
-    assert tag_url("https://example.org/a", None) == "https://example.org/a"
-
-
-def test_utm_applied_to_content_links_when_configured(sample, monkeypatch):
-    build = Builder(open_workspace(sample.root)).build("2026-12-welcome")
-    assert "utm_campaign=2026-12-welcome" in build.rendered.html
-    monkeypatch.setenv("NEWSLETTER_UTM__SOURCE", "")
-    plain = Builder(open_workspace(sample.root)).build("2026-12-welcome")
-    assert "utm_" not in plain.rendered.html
 
 
 def test_unknown_placeholder_name_is_refused():

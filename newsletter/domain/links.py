@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
 class Utm:
+    """UTM parameters for one issue, and the hosts they belong on.
+
+    Only links to `domains` (or their subdomains) are tagged: on doi.org or a journal the
+    parameters say nothing to us and can break the link or its citation.
+    """
+
     source: str
     medium: str
     campaign: str
+    domains: tuple[str, ...] = ()
+
+
+def host_in(url: str, domains: Iterable[str]) -> bool:
+    """Whether the URL's host is one of `domains` or a subdomain of one (case-insensitive)."""
+    host = (urlsplit(url.strip()).hostname or "").rstrip(".").lower()
+    if not host:
+        return False
+    for domain in domains:
+        domain = domain.strip().strip(".").lower()
+        if domain and (host == domain or host.endswith("." + domain)):
+            return True
+    return False
 
 
 def tag_url(url: str, utm: Utm | None) -> str:
-    """Add UTM parameters to an http(s) link, keeping its query and any utm_ it already has."""
+    """Add UTM parameters to an http(s) link on one of our own domains, keeping its query
+    and any utm_ it already has; every other link is returned as written."""
     if utm is None:
         return url
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme not in ("http", "https") or not host_in(url, utm.domains):
         return url
     query = parse_qsl(parts.query, keep_blank_values=True)
     present = {key for key, _ in query}

@@ -147,7 +147,12 @@ class Renderer:
     def _context(self, issue: Issue) -> dict[str, Any]:
         settings = self.settings
         utm = (
-            Utm(source=settings.utm.source, medium=settings.utm.medium, campaign=issue.slug)
+            Utm(
+                source=settings.utm.source,
+                medium=settings.utm.medium,
+                campaign=issue.slug,
+                domains=tuple(settings.utm_domains),
+            )
             if settings.utm.source
             else None
         )

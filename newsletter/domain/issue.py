@@ -25,6 +25,10 @@ def _one_line(value: str | None) -> str | None:
 
 OneLine = Annotated[str, AfterValidator(_one_line)]
 
+# `published`: sendable like `ready`, and on the public archive whether or not it was sent.
+IssueStatus = Literal["draft", "ready", "published"]
+SENDABLE: frozenset[str] = frozenset({"ready", "published"})
+
 
 class IssueMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +37,7 @@ class IssueMeta(BaseModel):
     preheader: OneLine | None = None
     date: date
     snippets: list[str] = Field(min_length=1)
-    status: Literal["draft", "ready"] = "draft"
+    status: IssueStatus = "draft"
 
 
 @dataclass(frozen=True)

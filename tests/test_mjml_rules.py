@@ -108,3 +108,27 @@ def test_tag_in_the_wrong_parent():
 def test_templates_are_not_judged_for_nesting():
     source = "{% if a %}<mj-column>{% else %}<mj-column>{% endif %}<mj-text>x</mj-text>"
     assert messages(source, template=True) == []
+
+
+def test_inline_mj_style_and_legacy_version_are_accepted_as_in_mjml_4():
+    source = (
+        '<mjml version="4.0.0" lang="en"><mj-head>\n'
+        '<mj-style inline="inline">h2 { color: red; }</mj-style>\n'
+        "<mj-style>@media (prefers-color-scheme: dark) { h2 { color: white; } }</mj-style>\n"
+        "</mj-head><mj-body></mj-body></mjml>"
+    )
+    assert messages(source) == []
+
+
+def test_unknown_attributes_are_still_refused_on_mj_style_and_mjml():
+    source = '<mjml versoin="4">\n<mj-head>\n<mj-style inlined="inline">a {}</mj-style>'
+    assert messages(source) == [
+        (1, "attribute 'versoin' is not allowed on <mjml>"),
+        (3, "attribute 'inlined' is not allowed on <mj-style>"),
+    ]
+
+
+def test_inline_belongs_to_mj_style_only():
+    assert messages('<mj-text inline="inline">x</mj-text>') == [
+        (1, "attribute 'inline' is not allowed on <mj-text>")
+    ]

@@ -27,6 +27,7 @@ from newsletter.domain.personalize import RenderedIssue, placeholder, reject_res
 from newsletter.errors import InputError
 from newsletter.infra.files import display_path, read_text
 from newsletter.infra.settings import Settings
+from newsletter.services.inline import inline_css, take_inline_styles
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"
@@ -119,9 +120,11 @@ class Renderer:
                 f"{problem.message} (line {problem.line} of the rendered MJML: {row[:60]})",
                 self._shown(html_template),
             )
+        # mjml-python ignores <mj-style inline="inline">: its CSS is inlined afterwards.
+        without_inline, css = take_inline_styles(source)
         try:
-            html = mjml.mjml2html(source, disable_comments=True, fonts={})
-        except ValueError as exc:
+            html = inline_css(mjml.mjml2html(without_inline, disable_comments=True, fonts={}), css)
+        except ValueError as exc:  # css_inline.InlineError is a ValueError too
             raise InputError(
                 f"MJML could not be rendered: {exc}", self._shown(html_template)
             ) from None

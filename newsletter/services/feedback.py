@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -101,6 +103,31 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
 
 def ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
     """Store each event once and apply the new ones, all in one transaction."""
+    with _without_cycle_collection():
+        return _ingest(engine, events)
+
+
+def ingest_body(engine: Engine, body: bytes) -> Ingested:
+    """A verified post's raw body: parsed and ingested (ValueError: not an event array)."""
+    with _without_cycle_collection():
+        return _ingest(engine, parse_events(body))
+
+
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """A 10,000-event post makes some 300,000 short-lived objects, none in reference
+    cycles; the cycle collector would walk every live object several times over for
+    nothing (a fifth of the post's time). Reference counting still frees them."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
     received_at = now()
     rows = [row_of(event, received_at) for event in events]
     by_id = {row["event_id"]: (row, event) for row, event in zip(rows, events, strict=True)}

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from newsletter.domain.inbound import from_parse_post
 from newsletter.domain.tokens import Signer
-from newsletter.services.feedback import BadSignature, WebhookVerifier, ingest, parse_events
+from newsletter.services.feedback import BadSignature, WebhookVerifier, ingest_body
 from newsletter.services.inbound import apply
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -49,10 +49,9 @@ async def sendgrid_events(ctx: WebhookContext, request: Request) -> Response:
     except BadSignature as exc:
         return JSONResponse({"error": f"refused: {exc}"}, status_code=403)
     try:
-        events = parse_events(body)
-    except ValueError as exc:
+        result = await run_in_threadpool(ingest_body, ctx.engine, body)
+    except ValueError as exc:  # not JSON, or not an array of events: nothing stored
         return JSONResponse({"error": str(exc)}, status_code=400)
-    result = await run_in_threadpool(ingest, ctx.engine, events)
     return JSONResponse(result.__dict__)
 
 

@@ -63,6 +63,22 @@ def test_invalid_value_names_field_and_line(sample, build):
     assert_one_line_error(build(), f"issues/snippets/{FIRST_SNIPPET}.md:5", "reviewed:")
 
 
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("2026-02-30", "'2026-02-30' is not a date: that day does not exist in that month"),
+        ("2026-13-01", "'2026-13-01' is not a date: there is no such month"),
+        ("2026-1-5", "'2026-1-5' is not a date: it is incomplete"),
+        ("next week", "'next week' is not a date; write it as YYYY-MM-DD"),
+    ],
+)
+def test_bad_dates_are_explained_in_plain_words(sample, build, written, words):
+    sample.snippet(FIRST_SNIPPET, reviewed=written)
+    result = build()
+    assert_one_line_error(result, f"issues/snippets/{FIRST_SNIPPET}.md:5", f"reviewed: {words}")
+    assert "invalid character" not in result.err and "Input should" not in result.err
+
+
 def test_source_url_must_be_https(sample, build):
     sample.snippet(FIRST_SNIPPET, sources="\n  - title: Old\n    url: http://example.org/x")
     assert_one_line_error(build(), f"issues/snippets/{FIRST_SNIPPET}.md:8", "https://")

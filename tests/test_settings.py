@@ -77,7 +77,7 @@ def test_unknown_key_names_its_line(sample):
     config(sample, extra="\n[smtp2]\nhost = 'x'\n")
     with pytest.raises(ConfigError) as caught:
         open_workspace(sample.root)
-    assert caught.value.message == "smtp2: unknown setting"
+    assert caught.value.message == "unknown setting 'smtp2'; did you mean 'smtp'?"
     assert caught.value.line == line_of(sample, "[smtp2]")
 
 
@@ -141,3 +141,58 @@ def test_config_error_through_the_cli_is_one_line_exit_2(sample, cli, monkeypatc
         "error: environment variable NEWSLETTER_BASE_URL: base_url: must be an absolute "
         "http(s) URL such as https://news.example.com (got 'not a url')"
     )
+
+
+def test_a_misspelt_key_is_named_with_its_line_and_the_closest_known_key(sample):
+    config(sample, replace=('from_name = "Follicle Notes"', 'fromname = "Follicle Notes"'))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert caught.value.message == "unknown setting 'fromname'; did you mean 'from_name'?"
+    assert caught.value.line == line_of(sample, "fromname")
+    config(sample, replace=("fromname =", "#fromname ="))
+    config(sample, extra="\n[checks2]\n", replace=("[smtp]\nhost", "[smtp]\nhots"))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert caught.value.message == "[smtp] unknown setting 'hots'; did you mean 'host'?"
+    assert caught.value.line == line_of(sample, "hots")
+
+
+def test_a_missing_required_key_says_where_to_put_it(sample):
+    config(sample, replace=('from_name = "Follicle Notes"', ""))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    message = caught.value.message
+    assert message.startswith("from_name: required setting is missing; add a line `from_name")
+    assert "before the first [table]" in message and "NEWSLETTER_FROM_NAME" in message
+
+
+def test_plain_http_base_url_is_a_setting_error_except_on_this_machine(sample):
+    good = 'base_url = "https://news.follicle-notes.example.com"'
+    config(sample, replace=(good, 'base_url = "http://news.follicle-notes.example.com"'))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert caught.value.message.startswith("base_url: must be https://")
+    assert caught.value.line == line_of(sample, "base_url")
+    for local in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"):
+        text = (sample.root / "newsletter.toml").read_text(encoding="utf-8")
+        current = next(line for line in text.splitlines() if line.startswith("base_url"))
+        config(sample, replace=(current, f'base_url = "{local}"'))
+        assert open_workspace(sample.root).settings.base_url == local
+
+
+def test_a_short_secret_key_is_explained_once(sample, monkeypatch):
+    from newsletter.infra.settings import load_signing_keys
+
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "short")
+    with pytest.raises(ConfigError) as caught:
+        load_signing_keys(sample.root, allow_generated=False)
+    assert str(caught.value) == (
+        "environment variable NEWSLETTER_SECRET_KEY: each key must be at least 16 characters"
+    )
+
+
+def test_type_errors_in_settings_are_in_plain_words(sample):
+    config(sample, replace=("port = 587", 'port = "five"'))
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert caught.value.message == "smtp.port: must be a whole number (got 'five')"

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from newsletter import __version__
 from newsletter.infra.redaction import redact
+from newsletter.infra.settings import is_local_http
 from newsletter.infra.workspace import Workspace, open_workspace
 
 app = typer.Typer(
@@ -72,6 +73,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 class Options:
     workspace: Path | None = None
     debug: bool = False
+    warned_local: bool = False  # the plain-http base_url warning, once per process
 
 
 options = Options()
@@ -105,7 +107,15 @@ def _main(
 
 
 def open_current_workspace() -> Workspace:
-    return open_workspace(options.workspace)
+    workspace = open_workspace(options.workspace)
+    if is_local_http(workspace.settings.base_url) and not options.warned_local:
+        options.warned_local = True
+        err.print(
+            f"warning: base_url {workspace.settings.base_url} is plain http on this machine: "
+            "fine for trying the flow locally; real mail needs an https base_url",
+            markup=False,
+        )
+    return workspace
 
 
 def print_json(data: Any) -> None:

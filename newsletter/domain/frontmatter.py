@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from newsletter.domain.personalize import reject_reserved
+from newsletter.domain.plain_errors import plain_message
 from newsletter.errors import InputError
 
 FENCE = "---"
@@ -138,8 +139,9 @@ def validate(model: type[M], front: FrontMatter, **extra: Any) -> M:
             raise InputError(
                 f"unknown field '{where}' (allowed: {allowed})", front.file, front.line_of(*loc)
             ) from None
-        message = error["msg"].removeprefix("Value error, ")
-        raise InputError(f"{where}: {message}", front.file, front.line_of(*loc)) from None
+        raise InputError(
+            f"{where}: {plain_message(dict(error))}", front.file, front.line_of(*loc)
+        ) from None
 
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -37,6 +37,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from newsletter.domain.plain_errors import plain_message
 from newsletter.errors import ConfigError
 from newsletter.infra.files import display_path, read_text
 
@@ -59,6 +60,26 @@ def _http_url(value: str) -> str:
 
 
 HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_local_http(url: str) -> bool:
+    return url.startswith("http://") and urlsplit(url).hostname in LOOPBACK_HOSTS
+
+
+def _base_url(value: str) -> str:
+    """Links in real mail must be https; plain http only on this machine, to try the
+    whole flow (send to the outbox, click, serve) locally."""
+    value = _http_url(value)
+    if value.startswith("http://") and not is_local_http(value):
+        raise ValueError(
+            "must be https:// (links in mail must be secure); plain http:// is only "
+            "accepted for localhost, 127.0.0.1 or [::1], to try things locally"
+        )
+    return value
+
+
+BaseUrlStr = Annotated[str, AfterValidator(_base_url)]
 # One line of visible text: surrounding spaces dropped, never empty.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"^[^\r\n]*$")]
 
@@ -234,7 +255,7 @@ class Settings(BaseSettings):
     from_name: Text
     reply_to: EmailStr | None = None
     postal_address: Text
-    base_url: HttpUrlStr
+    base_url: BaseUrlStr
     # List-Id (RFC 2919); default: derived from the name and the base URL's host.
     list_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+$")
     # Mailbox for the mailto: List-Unsubscribe target; none by default.
@@ -330,7 +351,7 @@ def load_signing_keys(state_dir: Path, *, allow_generated: bool) -> list[str]:
     if keys:
         if any(len(key) < 16 for key in keys):
             raise ConfigError(
-                "NEWSLETTER_SECRET_KEY: each key must be at least 16 characters",
+                "each key must be at least 16 characters",
                 "environment variable NEWSLETTER_SECRET_KEY",
             )
         return keys
@@ -364,6 +385,7 @@ def load_settings(root: Path) -> Settings:
             int(match.group(1)) if match else None,
         ) from None
     _refuse_secrets(data, text, shown)
+    _refuse_unknown_keys(data, text, shown)
     _refuse_unknown_environment()
     try:
         return Settings(**data)
@@ -420,6 +442,31 @@ def _refuse_secrets(data: dict[str, Any], text: str, shown: str) -> None:
             )
 
 
+def _refuse_unknown_keys(data: dict[str, Any], text: str, shown: str) -> None:
+    """A misspelt key would otherwise surface as "required setting is missing" for the
+    key it was meant to be, or be ignored: name it, its line, and the closest known key."""
+    fields = Settings.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(_unknown(key, list(fields)), shown, _line_of(text, "", key))
+        annotation = fields[key].annotation
+        if not (isinstance(value, dict) and isinstance(annotation, type)):
+            continue
+        if issubclass(annotation, BaseModel):
+            known = list(annotation.model_fields)
+            for sub in value:
+                if sub not in known:
+                    raise ConfigError(
+                        f"[{key}] " + _unknown(sub, known), shown, _line_of(text, key, sub)
+                    )
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+    return f"unknown setting '{key}'{hint}"
+
+
 def _keys(data: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for key, value in data.items():
@@ -435,15 +482,18 @@ def _explain(exc: ValidationError, text: str, shown: str) -> ConfigError:
     loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
     dotted = ".".join(loc) or "settings"
     env_name = ENV_PREFIX + "__".join(loc).upper()
-    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
-        return ConfigError(
-            f"{dotted}: required setting is missing (set it in {CONFIG_FILE} or {env_name})", shown
+        place = (
+            f"a line `{loc[-1]} = ...` under [{loc[0]}]"
+            if len(loc) > 1
+            else f"a line `{dotted} = ...` at the top of {CONFIG_FILE}, before the first [table]"
         )
-    if error["type"] == "extra_forbidden":
-        message = "unknown setting"
-    elif "input" in error and not isinstance(error["input"], dict):
-        message = f"{message} (got {error['input']!r})"
+        return ConfigError(
+            f"{dotted}: required setting is missing; add {place}, or set {env_name}", shown
+        )
+    message = (
+        "unknown setting" if error["type"] == "extra_forbidden" else plain_message(dict(error))
+    )
     for prefix in range(len(loc), 0, -1):  # NEWSLETTER_SMTP__PORT, then NEWSLETTER_SMTP
         candidate = ENV_PREFIX + "__".join(loc[:prefix]).upper()
         if any(name.upper() == candidate for name in os.environ):

@@ -12,6 +12,7 @@ from newsletter.cli import (  # noqa: F401  (they register)
     content,
     inbound,
     report,
+    scaffold,
     schedule,
     sends,
     serve,

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from conftest import SECRET
@@ -211,6 +212,25 @@ def test_test_send_is_marked_and_outside_the_ledger(sending, cli):
     message = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
     assert message["Subject"].startswith("[TEST] ")
     assert Ledger(sending.engine).list() == []
+
+
+def test_test_list_from_settings_with_to_adding_and_each_path_printed(sending, cli, monkeypatch):
+    no_list = cli("send", ISSUE, "--test")
+    assert no_list.code == 2 and "[test]" in no_list.err
+    monkeypatch.setenv("NEWSLETTER_TEST__RECIPIENTS", '["editor@example.com", "boss@example.org"]')
+    result = cli("send", ISSUE, "--test", "--to", "Boss@Example.org,extra@example.net")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "editor@example.com",
+        "boss@example.org",
+        "extra@example.net",
+    ]  # the list first, then --to; each address once
+    for line in lines:
+        path = line.split(" -> ", 1)[1]
+        assert path.endswith(".eml") and Path(path).is_file()
+    only = json.loads(cli("send", ISSUE, "--to", "solo@example.com", "--json").out)
+    assert [o["address"] for o in only] == ["solo@example.com"]  # --to alone replaces the list
 
 
 def test_dry_run_counts_and_sends_nothing(sending, cli):

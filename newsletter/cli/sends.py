@@ -44,6 +44,7 @@ from newsletter.services.sending import (
     plan_send,
     probe,
     resend_uncertain,
+    test_recipients,
     test_send,
 )
 
@@ -73,9 +74,15 @@ def send(
         list[str] | None,
         typer.Option(
             "--to",
-            help="Test send to this address (repeatable): marked [TEST], outside the ledger.",
+            help="Test send to these addresses (repeatable or comma-separated): marked "
+            "[TEST], outside the ledger.",
+            metavar="EMAIL",
         ),
     ] = None,
+    test: Annotated[
+        bool,
+        typer.Option("--test", help="Test send to the [test] recipients of newsletter.toml."),
+    ] = False,
     topic: Annotated[
         str | None,
         typer.Option("--topic", help="Subscribers following this topic, or following none."),
@@ -134,14 +141,16 @@ def send(
         raise InputError("give an ISSUE to send, or --resume SEND_ID (not both)")
     if resend_uncertain_ and resume is None:
         raise InputError("--resend-uncertain goes with --resume SEND_ID")
-    if resume is not None and (to or dry or topic or again or allow_draft):
+    if resume is not None and (to or test or dry or topic or again or allow_draft):
         raise InputError(
-            "--to, --dry-run, --topic, --again and --allow-draft start a new send; "
+            "--to, --test, --dry-run, --topic, --again and --allow-draft start a new send; "
             "not with --resume"
         )
     if at is not None:
-        if issue is None or to or dry or resume is not None:
-            raise InputError("--at schedules an ISSUE; not with --to, --dry-run or --resume")
+        if issue is None or to or test or dry or resume is not None:
+            raise InputError(
+                "--at schedules an ISSUE; not with --to, --test, --dry-run or --resume"
+            )
         schedule_from_send(
             issue, at, topic=topic, transport=transport, again=again, yes=yes, as_json=as_json
         )
@@ -166,8 +175,9 @@ def send(
             _run(workspace, ledger, record, rate, concurrency, batch_size, as_json)
             return
         assert issue is not None
-        if to:
-            _test_send(workspace, issue, transport, to, as_json)
+        if to or test:
+            addresses = test_recipients(workspace, to or [], test)
+            _test_send(workspace, issue, transport, addresses, as_json)
             return
         try:
             plan = plan_send(

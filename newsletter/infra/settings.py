@@ -203,6 +203,12 @@ class UtmSettings(_Table):
     domains: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")]] | None = None
 
 
+class TestSettings(_Table):
+    """`newsletter send ISSUE --test`: who gets the [TEST] copies."""
+
+    recipients: list[EmailStr] = Field(default_factory=list)
+
+
 class TopicSettings(_Table):
     """A topic (a snippet tag subscribers can follow), as readers see it."""
 
@@ -274,6 +280,7 @@ class Settings(BaseSettings):
     utm: UtmSettings = Field(default_factory=UtmSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    test: TestSettings = Field(default_factory=TestSettings)
     # [topics.<tag>] label = "...", description = "...": names for the tags readers follow.
     topics: dict[str, TopicSettings] = Field(default_factory=dict)
 

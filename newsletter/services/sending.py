@@ -202,6 +202,25 @@ def outbox_folder(workspace: Workspace, send_id: int) -> Path:
     return workspace.state_dir / "outbox" / stream_of(send_id)
 
 
+def test_recipients(workspace: Workspace, to: Sequence[str], use_list: bool) -> list[str]:
+    """`--test` is the `[test] recipients` list, `--to` adds to it (or, alone, replaces it);
+    `--to` takes several addresses separated by commas. Each address once."""
+    given = [a.strip() for raw in to for a in raw.split(",") if a.strip()]
+    configured = list(workspace.settings.test.recipients) if use_list else []
+    if use_list and not configured:
+        raise InputError(
+            "--test: no test recipients; add them to newsletter.toml under [test]: "
+            'recipients = ["you@example.com"]'
+        )
+    seen: set[str] = set()
+    unique = []
+    for address in configured + given:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            unique.append(address)
+    return unique
+
+
 @dataclass(frozen=True)
 class TestOutcome:
     address: str

@@ -24,7 +24,9 @@ from newsletter.cli.app import (
 )
 from newsletter.domain.checks import Finding, Severity
 from newsletter.errors import ExitStatus
+from newsletter.infra.db.engine import connect
 from newsletter.services.build import Build, Builder, default_out_dir, write_build
+from newsletter.services.issue_states import IssueState, issue_states
 from newsletter.services.library import Library
 from newsletter.services.preview import write_preview
 
@@ -70,23 +72,34 @@ def snippets_list(
 
 @issues_app.command("list", epilog="Example: newsletter issues list --json")
 def issues_list(as_json: JsonFlag = False) -> None:
-    """List the issue files."""
-    issues = Library(open_current_workspace()).issues()
+    """List the issues: file status, checks, and whether each is scheduled or was sent."""
+    workspace = open_current_workspace()
+    with connect(workspace.database_url) as engine:
+        states = issue_states(workspace, engine)
     if as_json:
-        print_json(
-            [{"slug": i.slug, "file": i.file, **i.meta.model_dump(mode="json")} for i in issues]
-        )
+        print_json([s.to_dict() for s in states])
         return
     table = Table(box=None)
     table.add_column("slug", no_wrap=True)
-    for name in ("date", "status", "snippets", "subject"):
-        table.add_column(name)
-    for i in issues:
-        table.add_row(
-            i.slug, str(i.meta.date), i.meta.status, str(len(i.meta.snippets)), Text(i.meta.subject)
+    table.add_column("date", no_wrap=True)
+    table.add_column("file", no_wrap=True)
+    table.add_column("checks", no_wrap=True)
+    table.add_column("sending", overflow="fold")
+    for s in states:
+        check = {"ok": "[green]ok[/]", "warnings": "[yellow]warnings[/]"}.get(
+            s.check, "[red]errors[/]"
         )
+        table.add_row(Text(s.slug), str(s.date), s.status, check, Text(_sending(s)))
     out.print(table)
-    out.print(f"{len(issues)} issue(s)")
+    out.print(f"{len(states)} issue(s)")
+
+
+def _sending(s: IssueState) -> str:
+    if s.send_id is not None and s.sent_at is not None:
+        return f"sent #{s.send_id} {s.sent_at:%Y-%m-%d}: {s.sent} sent, {s.delivered} delivered"
+    if s.scheduled_at is not None:
+        return f"scheduled {s.scheduled_at:%Y-%m-%d %H:%M} UTC (#{s.schedule_id})"
+    return "never sent"
 
 
 def show_findings(findings: list[Finding], console: Console = out) -> None:

@@ -26,6 +26,7 @@ class IssueState:
     date: date
     status: str  # the file's: draft, ready, published
     subject: str
+    snippets: list[str]
     check: str  # ok, warnings, errors
     errors: int
     warnings: int
@@ -70,6 +71,7 @@ def issue_states(workspace: Workspace, engine: Engine) -> list[IssueState]:
                 date=issue.meta.date,
                 status=issue.meta.status,
                 subject=issue.meta.subject,
+                snippets=list(issue.meta.snippets),
                 check=check,
                 errors=len(errors),
                 warnings=warnings,

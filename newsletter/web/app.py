@@ -30,6 +30,7 @@ from newsletter.domain.tokens import Purpose
 from newsletter.errors import InputError
 from newsletter.services.consent import ConsentService
 from newsletter.services.subscribers import Context, checked_name, parse_address
+from newsletter.web.archive import ArchiveContext, archive_routes
 from newsletter.web.clicks import ROUTE as CLICK_ROUTE
 from newsletter.web.clicks import ClickContext, click
 from newsletter.web.middleware import Guard
@@ -65,8 +66,10 @@ def create_app(
     webhook_max_bytes: int = 20 * 1024 * 1024,
     clicks: ClickContext | None = None,
     labels: dict[str, tuple[str, str]] | None = None,
+    archive: ArchiveContext | None = None,
 ) -> Starlette:
-    """`labels`: topic -> (label, description) as readers see them (`[topics]`)."""
+    """`labels`: topic -> (label, description) as readers see them (`[topics]`).
+    `archive`: the public archive (/archive/, /feed.xml)."""
     web = consent.web
     pages = Environment(
         loader=FileSystemLoader(str(templates_dir / "web")),
@@ -94,6 +97,8 @@ def create_app(
     ]
     if clicks is not None:  # always on: links already sent keep working when tracking stops
         routes.append(Route(CLICK_ROUTE, partial(click, clicks), methods=["GET", "HEAD"]))
+    if archive is not None:
+        routes.extend(archive_routes(archive))
     if webhooks is not None:
         routes.append(Route(PATH, partial(sendgrid_events, webhooks), methods=["POST"]))
         routes.append(

@@ -16,6 +16,7 @@ from newsletter.domain.tokens import Signer
 from newsletter.errors import ConfigError, ExitStatus, NewsletterError
 from newsletter.infra.transports.factory import make_transport
 from newsletter.infra.workspace import Workspace
+from newsletter.services.archive import ArchiveCache, ArchiveService
 from newsletter.services.consent import ConsentService
 from newsletter.services.feedback import WebhookVerifier
 from newsletter.services.library import Library
@@ -23,6 +24,7 @@ from newsletter.services.links import list_identity
 from newsletter.services.render import Renderer
 from newsletter.services.subscribers import SubscriberStore
 from newsletter.web.app import create_app
+from newsletter.web.archive import ArchiveContext
 from newsletter.web.clicks import ClickContext
 from newsletter.web.webhooks import WebhookContext
 
@@ -58,6 +60,7 @@ def build_app(workspace: Workspace, engine: Engine, signer: Signer) -> Starlette
         settings.webhooks.max_body_bytes,
         ClickContext(engine, signer),
         labels,
+        ArchiveContext(ArchiveCache(ArchiveService(workspace, engine))),
     )
 
 

@@ -5,7 +5,7 @@ Tests and benchmarks point the real `sendgrid` client at it
 SendGrid checks it, without network access or an account:
 
 - the request body is validated against the official OpenAPI schema
-  (`shared/sendgrid-oai/tsg_mail_v3.json`), with the message-level `custom_args` fixed to an
+  (`tests/sendgrid-oai/tsg_mail_v3.json`), with the message-level `custom_args` fixed to an
   object (the schema says string by mistake; the API and the Python helper send an object);
 - the limits the schema leaves out are checked by hand (see `_rule_errors`);
 - answers use SendGrid's status codes, headers and error body shape, and failures (429, 5xx)
@@ -66,7 +66,7 @@ __all__ = [
 MAIL_SEND_PATH = "/v3/mail/send"
 SCOPES_PATH = "/v3/scopes"  # GET: the key's permissions; a cheap authenticated call
 
-# SendGrid's documented limits that the OpenAPI schema does not carry (REFERENCE.md).
+# SendGrid's documented limits that the OpenAPI schema does not carry (its Mail Send docs).
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
 MAX_SUBSTITUTIONS_BYTES = 10_000
@@ -122,14 +122,12 @@ Error = dict[str, Any]
 
 
 def spec_path() -> Path:
-    """The official schema: $SENDGRID_MAIL_SPEC, else `shared/` beside the repository, else
-    the copy kept in tests/sendgrid-oai/ (MIT, see its LICENSE) for machines without it."""
+    """SendGrid's official schema, kept in tests/sendgrid-oai/ (MIT, see its LICENSE);
+    $SENDGRID_MAIL_SPEC points at another copy (a newer one, to see what changed)."""
     override = os.environ.get("SENDGRID_MAIL_SPEC")
     if override:
         return Path(override)
-    here = Path(__file__).resolve().parent
-    shared = here.parents[1] / "shared" / "sendgrid-oai" / "tsg_mail_v3.json"
-    return shared if shared.is_file() else here / "sendgrid-oai" / "tsg_mail_v3.json"
+    return Path(__file__).resolve().parent / "sendgrid-oai" / "tsg_mail_v3.json"
 
 
 def _inline_refs(node: Any, root: Json, seen: tuple[str, ...] = ()) -> Any:
@@ -614,10 +612,7 @@ def suppressions_spec_path() -> Path:
     override = os.environ.get("SENDGRID_SUPPRESSIONS_SPEC")
     if override:
         return Path(override)
-    here = Path(__file__).resolve().parent
-    name = "tsg_suppressions_v3.json"
-    shared = here.parents[1] / "shared" / "sendgrid-oai" / name
-    return shared if shared.is_file() else here / "sendgrid-oai" / name
+    return Path(__file__).resolve().parent / "sendgrid-oai" / "tsg_suppressions_v3.json"
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from newsletter.services.archive import ArchiveCache, ArchiveSite
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src https: data:; "
     "style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    # Public pages: shared caches may keep them a few minutes; the ETag makes rechecks cheap.
-    "Cache-Control": "public, max-age=300",
+    # Public, but checked again on every visit (a 304 when unchanged, thanks to the ETag):
+    # an issue taken off the archive, or corrected, shows at once.
+    "Cache-Control": "public, no-cache",
 }
 ATOM = "application/atom+xml; charset=utf-8"
 HTML = "text/html; charset=utf-8"

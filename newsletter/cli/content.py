@@ -52,20 +52,18 @@ def snippets_list(
             ]
         )
         return
+    # Ids are typed back into issue files: never cut. Title and tags share a column and
+    # wrap between words, so the table fits 80 columns without breaking a word.
     table = Table(box=None)
-    table.add_column("id", no_wrap=True)  # ids are typed back into issue files: never cut
-    table.add_column("title", min_width=24, ratio=1)
-    table.add_column("tags", overflow="fold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("title and tags", ratio=1)
     table.add_column("reviewed", no_wrap=True)
-    table.add_column("sources", justify="right")
+    table.add_column("src", justify="right", no_wrap=True)
     for s in snippets:
-        table.add_row(
-            s.id,
-            Text(s.meta.title),
-            ", ".join(s.meta.tags),
-            str(s.meta.reviewed),
-            str(len(s.meta.sources)),
-        )
+        cell = Text(s.meta.title)
+        if s.meta.tags:
+            cell.append("\n" + ", ".join(s.meta.tags), style="dim")
+        table.add_row(s.id, cell, str(s.meta.reviewed), str(len(s.meta.sources)))
     out.print(table)
     out.print(f"{len(snippets)} snippet(s)")
 

@@ -414,28 +414,24 @@ def sends_list(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json([r.to_dict() for r in records])
         return
-    table = Table(box=None)
-    for column in (
-        "id",
-        "issue",
-        "status",
-        "transport",
-        "total",
-        "sent",
-        "failed",
-        "skipped",
-        "uncertain",
-        "created",
-    ):
-        table.add_column(column, no_wrap=column in ("id", "issue", "created"))
+    table = Table(box=None)  # fits 80 columns: the outcomes fold, nothing else wraps
+    for column in ("id", "issue", "status", "transport", "total", "outcomes", "created"):
+        table.add_column(
+            column,
+            no_wrap=column != "outcomes",
+            justify="right" if column in ("id", "total") else "left",
+        )
     for r in records:
+        outcomes = ", ".join(
+            f"{r.counts[s]} {s}" for s in ("sent", "failed", "skipped", "uncertain") if r.counts[s]
+        )
         table.add_row(
             str(r.id),
             r.issue_slug,
             str(r.status),
             r.transport,
             str(r.total),
-            *(str(r.counts[s]) for s in ("sent", "failed", "skipped", "uncertain")),
+            outcomes or "none yet",
             f"{r.created_at:%Y-%m-%d %H:%M}",
         )
     out.print(table)

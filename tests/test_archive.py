@@ -140,6 +140,18 @@ def test_cancelled_and_test_sends_publish_nothing(sending, cli, tmp_path):
     assert feedparser.parse((tmp_path / "site" / "feed.xml").read_bytes()).entries == []
 
 
+def test_a_sent_issue_whose_file_is_gone_is_left_out_with_a_warning(sending, cli, tmp_path):
+    sending.add(1)
+    sending.run("outbox", WELCOME)
+    (sending.sample.root / "issues" / f"{WELCOME}.md").unlink()
+
+    result = cli("archive", "build", "--out", str(tmp_path / "site"))
+
+    assert result.code == 0, result.err
+    assert f"warning: {WELCOME} left out: sent, but there is no {WELCOME}.md" in result.err
+    assert WELCOME not in (tmp_path / "site" / "index.html").read_text()
+
+
 def test_pages_have_canonical_url_og_tags_and_no_external_assets(cli, sample, tmp_path):
     publish(sample, "2027-02-published")
     out = tmp_path / "site"

@@ -175,16 +175,20 @@ class ArchiveService:
         entries: list[Entry] = []
         pages: dict[str, bytes] = {}
         kept: dict[str, _Rendered] = {}
+        templates = _digest(
+            *(d for n, d in sorted(state.files.items()) if n.startswith("templates/"))
+        )
         for done, issue_file in enumerate(chosen, 1):
+            key = self._render_key(issue_file, state, templates)
             try:
-                rendered = self._render(issue_file, state)
+                rendered = self._renders.get(key) or self._render(issue_file)
             except InputError as exc:
                 problems.append(Problem(issue_file.slug, str(exc), public=True))
                 continue
             finally:
                 if on_progress:
                     on_progress(done, len(chosen), issue_file.slug)
-            kept[self._render_key(issue_file, state)] = rendered
+            kept[key] = rendered
             entry = self._entry(rendered, state.releases.get(issue_file.slug))
             entries.append(entry)
             pages[entry.slug] = self._page(entry, rendered)
@@ -215,33 +219,21 @@ class ArchiveService:
                 continue
             if is_public(issue_file.meta.status, sent):
                 chosen.append(issue_file)
-        for slug in sorted(set(state.releases) - seen):
-            problems.append(
-                Problem(slug, f"sent, but {slug}.md is not in the issues folder", public=True)
-            )
+        for slug in sorted(set(state.releases) - seen):  # removed or renamed after sending
+            problems.append(Problem(slug, f"sent, but there is no {slug}.md any more", False))
         return chosen, problems
 
-    def _render_key(self, issue_file: IssueFile, state: State) -> str:
-        snippets = self.workspace.snippets_dir.relative_to(self.workspace.root)
-        used = [
-            state.files.get(str(snippets / f"{sid}.md"), b"") for sid in issue_file.meta.snippets
-        ]
-        templates = [
-            data for name, data in sorted(state.files.items()) if name.startswith("templates")
-        ]
-        return _digest(issue_file.slug, issue_file.source_text, *used, *templates)
+    def _render_key(self, issue_file: IssueFile, state: State, templates: str) -> str:
+        """What an issue's public render depends on: its file, its snippets, the templates."""
+        folder = self.workspace.snippets_dir.relative_to(self.workspace.root)
+        used = [state.files.get(str(folder / f"{sid}.md"), b"") for sid in issue_file.meta.snippets]
+        return _digest(issue_file.slug, issue_file.source_text, *used, templates)
 
-    def _render(self, issue_file: IssueFile, state: State) -> _Rendered:
-        key = self._render_key(issue_file, state)
-        if key in self._renders:
-            return self._renders[key]
+    def _render(self, issue_file: IssueFile) -> _Rendered:
         issue = self.library.compose(issue_file.file)
-        html = public_html(self.renderer, issue)
-        parts = email_parts(html)
+        parts = email_parts(public_html(self.renderer, issue))
         image = next((src for src in parts.images if src.startswith("https://")), None)
-        rendered = _Rendered(issue, parts.styles, parts.body, image)
-        self._renders[key] = rendered
-        return rendered
+        return _Rendered(issue, parts.styles, parts.body, image)
 
     def _entry(self, rendered: _Rendered, sent_at: datetime | None) -> Entry:
         issue = rendered.issue

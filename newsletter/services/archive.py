@@ -310,7 +310,7 @@ def write_site(site: ArchiveSite, out_dir: Path) -> dict[str, Path]:
     """Write the whole site into a temporary folder beside `out_dir`, then swap it in: a
     reader sees the old site or the new one, never half of each. Only a folder this
     command wrote (it holds the marker file) or an empty one is ever replaced."""
-    out_dir = out_dir.absolute()
+    out_dir = out_dir.resolve()  # a symlinked folder: replace what it points to
     shown = display_path(out_dir)
     if out_dir.exists() and (
         not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / MARKER).exists())

@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Read once and taken out of the environment: the settings take every other NEWSLETTER_*
-# variable for a setting and refuse unknown ones (infra/settings.py OTHER_VARIABLES).
-SCREENSHOTS = os.environ.pop("NEWSLETTER_SCREENSHOTS", None)
-CHROMIUM = os.environ.pop("NEWSLETTER_CHROMIUM", None)
+# Test-run variables, not settings (infra/settings.py OTHER_VARIABLES lets them be).
+SCREENSHOTS = os.environ.get("NEWSLETTER_SCREENSHOTS")
+CHROMIUM = os.environ.get("NEWSLETTER_CHROMIUM")
 MISSING = "chromium not found: apt-get install chromium"
 HEIGHT = 800  # the viewport; screenshots are full page, however long the page is
 

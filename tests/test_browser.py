@@ -27,16 +27,6 @@ from newsletter.services.subscribers import Context
 
 CLI = Context(Source.CLI)
 
-# Found by these tests: the pages answer with `Referrer-Policy: no-referrer`, so a browser
-# sends `Origin: null` with their own form posts, and the cross-site guard
-# (newsletter/web/middleware.py) refuses those with 403. Strict: remove once fixed.
-REFUSED_OWN_POSTS = pytest.mark.xfail(
-    raises=Refused,
-    strict=True,
-    reason="the pages' own form posts get 403: no-referrer makes the browser send "
-    "Origin: null, which web/middleware.py takes for cross-site",
-)
-
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
@@ -65,7 +55,6 @@ def eventually(check, timeout: float = 5.0):
         time.sleep(0.02)
 
 
-@REFUSED_OWN_POSTS
 def test_unsubscribe_with_the_pages_own_button(web, person, tab: Tab):
     page = tab.page
     page.goto(f"{web.url}/u/{web.token(Purpose.UNSUBSCRIBE, person.id)}")
@@ -83,7 +72,6 @@ def test_unsubscribe_with_the_pages_own_button(web, person, tab: Tab):
     assert "Chrome" in (event.user_agent or "")
 
 
-@REFUSED_OWN_POSTS
 def test_preferences_topics_pause_and_unsubscribe(web, person, tab: Tab):
     page = tab.page
     page.goto(f"{web.url}/preferences/{web.token(Purpose.PREFERENCES, person.id)}")
@@ -126,7 +114,6 @@ def confirmation_link(web, subscriber_id: int) -> str:
     return re.search(f'href="({base}/confirm/[^"]+)"', html).group(1)
 
 
-@REFUSED_OWN_POSTS
 def test_subscribe_then_confirm_from_the_mail(web, tab: Tab):
     page = tab.page
     page.goto(f"{web.url}/subscribe")
@@ -152,7 +139,6 @@ def test_subscribe_then_confirm_from_the_mail(web, tab: Tab):
     assert [e.new_status for e in web.store.events(record.id)] == ["pending", "active"]
 
 
-@REFUSED_OWN_POSTS
 def test_a_bad_address_is_explained_on_the_form(web, tab: Tab):
     page = tab.page
     page.goto(f"{web.url}/subscribe")

@@ -102,7 +102,7 @@ def test_every_response_carries_the_security_headers(web):
     for method, path in (("DELETE", "/u/abc"), ("PUT", "/subscribe"), ("GET", "/nowhere")):
         response = httpx.request(method, web.url + path)
         assert response.status_code in (404, 405), (method, path)
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         assert response.headers["x-content-type-options"] == "nosniff"
 
@@ -247,7 +247,7 @@ def test_bodies_are_capped_before_any_parsing(web):
     # Refused on the declared length alone, before a byte of the body is read.
     answer = _answer_to(web.url, head, [])
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
-    assert "referrer-policy: no-referrer" in answer.lower()
+    assert "referrer-policy: same-origin" in answer.lower()
 
     head = (
         "POST /subscribe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"

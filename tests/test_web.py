@@ -41,7 +41,7 @@ def test_one_click_post_exactly_as_gmail_sends_it(web, person):
     )
     assert response.status_code == 200
     assert "set-cookie" not in response.headers
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     assert "You are unsubscribed" in response.text
     assert "Re***@example.com" in response.text  # masked, never the whole address
     assert web.store.get(person.email).status == Status.UNSUBSCRIBED

@@ -404,7 +404,7 @@ def load_settings(root: Path) -> Settings:
 
 
 # NEWSLETTER_* variables that are not settings but are ours all the same.
-OTHER_VARIABLES = {"WORKSPACE", "SECRET_KEY", "TEST_POSTGRES"}
+OTHER_VARIABLES = {"WORKSPACE", "SECRET_KEY", "TEST_POSTGRES", "SCREENSHOTS", "CHROMIUM"}
 
 
 def _refuse_unknown_environment() -> None:

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
-    # The token in the URL is the credential: never leak it through Referer.
-    "Referrer-Policy": "no-referrer",
+    # The token in the URL is the credential: never leak it to another site through
+    # Referer. `same-origin`, not `no-referrer`: under no-referrer a browser sends
+    # `Origin: null` with the page's own form posts, which look cross-site.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -72,6 +74,8 @@ class Guard:
         site = headers.get(b"sec-fetch-site", b"").decode("latin-1")
         if site == "cross-site":
             return True
+        if site in ("same-origin", "none"):  # the browser says so: our page, or typed in
+            return False
         origin = headers.get(b"origin", b"").decode("latin-1")
         if not origin or origin == "null":
             return origin == "null"

@@ -102,6 +102,9 @@ def clean_name(name: str | None) -> str | None:
     bidirectional overrides such as U+202E and zero-width characters are removed."""
     if name is None:
         return None
+    if name.isascii() and name.isprintable():  # most names: only runs of spaces to fold
+        cleaned = " ".join(name.split())[:NAME_MAX].rstrip()
+        return cleaned or None
     kept = "".join(
         " " if c.isspace() else c
         for c in name

@@ -30,8 +30,12 @@ def _sqlite_datetime() -> Callable[[Any], Any]:
     return convert
 
 
+# One encoder for every row: json.dumps with a non-default argument builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _json(value: Any) -> Any:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    return None if value is None else _ENCODE(value)
 
 
 def bulk_insert(

@@ -155,10 +155,10 @@ def test_a_recurring_rule_skips_when_nothing_is_ready_then_sends_the_oldest(send
     after_skip = book.get(rule["id"])
     assert after_skip.state == "scheduled" and after_skip.due_at > datetime.now(UTC)
     assert "no ready issue" in (after_skip.outcome or "")
-    for slug in (ISSUE, "2027-01-evidence"):
-        sending.sample.edit(f"issues/{slug}.md", "status: draft", "status: ready")
+    sending.sample.edit(f"issues/{ISSUE}.md", "status: draft", "status: published")
+    sending.sample.edit("issues/2027-01-evidence.md", "status: draft", "status: ready")
     make_due(sending, rule["id"])
     assert "fired schedule=" in cli("daemon", "--once").out
     [send] = Ledger(sending.engine).list()
-    assert send.issue_slug == ISSUE  # the oldest by date
+    assert send.issue_slug == ISSUE  # the oldest by date; published is sendable like ready
     assert book.get(rule["id"]).state == "scheduled"  # a rule waits for its next firing

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from newsletter.domain.issue import SENDABLE
 from newsletter.domain.schedule import (
     ScheduleError,
     ScheduleState,
@@ -361,10 +362,10 @@ class ScheduleBook:
         )
 
     def _next_ready(self) -> str | None:
-        """The oldest (by date) issue marked ready that has never been sent."""
+        """The oldest (by date) sendable issue (ready or published) never sent."""
         ledger = Ledger(self.engine)
         ready = sorted(
-            (i for i in Library(self.workspace).issues() if i.meta.status == "ready"),
+            (i for i in Library(self.workspace).issues() if i.meta.status in SENDABLE),
             key=lambda i: (i.meta.date, i.slug),
         )
         for issue in ready:

@@ -175,3 +175,33 @@ def test_check_errors_exit_1_and_print_each_finding(sample, cli):
     assert result.code == ExitStatus.CHECKS_FAILED
     assert "error issues/snippets/a.md:10: editing marker 'TK' left in the text" in result.out
     assert "error issues/t.md:8: snippet 'a' is used more than once" in result.out
+
+
+def test_raw_html_in_a_snippet_is_an_error_naming_file_line_and_the_markdown_way(sample, cli):
+    sample.snippet("a", body="First line.\n\nSome <b>bold</b> words.")
+    sample.issue("t", ["a"])
+    result = cli("check", "t", "--json")
+    assert result.code == ExitStatus.CHECKS_FAILED
+    [finding] = [f for f in json.loads(result.out)["findings"] if f["code"] == "raw-html"]
+    assert finding["severity"] == "error"
+    assert (finding["file"], finding["line"]) == ("issues/snippets/a.md", 12)
+    assert "'<b>'" in finding["message"] and "**bold**" in finding["message"]
+    assert "literal text" in finding["message"]
+
+
+def test_each_raw_html_tag_is_reported_once_with_its_own_advice(sample, cli):
+    body = "Intro.\n\n<div>\nA block\n</div>\n\nAn <i>aside</i>, <i>again</i>.\n"
+    sample.snippet("a", body=body)
+    sample.issue("t", ["a"])
+    result = cli("check", "t")
+    assert result.code == 1
+    lines = [line for line in result.out.splitlines() if "HTML '<" in line]
+    assert len(lines) == 2, lines
+    assert "issues/snippets/a.md:12: HTML '<div>'" in lines[0]
+    assert "issues/snippets/a.md:16: HTML '<i>'" in lines[1] and "*italic*" in lines[1]
+
+
+def test_html_shown_as_code_or_escaped_is_not_raw_html(sample, check):
+    sample.snippet("a", body="Write `<b>` in code, or 5 < 6 and 7 > 3, or <https://example.org>.")
+    sample.issue("t", ["a"])
+    assert "raw-html" not in check()

@@ -1,14 +1,17 @@
-"""Pre-flight checks over a composed and rendered issue. Errors stop a send; warnings inform."""
+"""Pre-flight checks over a composed and rendered issue. Errors stop a send; warnings inform.
+
+`Finding` and `Severity` live in `findings` and are re-exported here.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from html.parser import HTMLParser
 
+from newsletter.domain.findings import Finding, Severity
 from newsletter.domain.issue import Issue
 from newsletter.domain.links import is_allowed_link
 from newsletter.domain.personalize import (
@@ -18,29 +21,9 @@ from newsletter.domain.personalize import (
     RenderedIssue,
     placeholder,
 )
+from newsletter.domain.raw_html import check_raw_html
 
-
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: Severity
-    code: str
-    message: str
-    file: str | None = None
-    line: int | None = None
-
-    @property
-    def where(self) -> str:
-        if not self.file:
-            return ""
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-    def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "severity": str(self.severity)}
+__all__ = ["CheckLimits", "Finding", "Severity", "has_errors", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +44,7 @@ class _Tags(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.links: list[str] = []
+        self.ids: set[str] = set()  # targets of in-email links (#source-1)
         self.images: list[dict[str, str | None]] = []
         self.visible: list[str] = []  # text nodes, alt and title attributes
         self._skip = 0  # inside <style> or <script>
@@ -69,6 +53,9 @@ class _Tags(HTMLParser):
         found = dict(attrs)
         if tag in ("style", "script"):
             self._skip += 1
+        for key in ("id", "name" if tag == "a" else "id"):
+            if found.get(key):
+                self.ids.add(str(found[key]))
         if tag == "a" and found.get("href") is not None:
             self.links.append(str(found["href"]))
         elif tag == "img":
@@ -115,6 +102,7 @@ def run_checks(
     findings = [
         *_check_meta(issue, limits),
         *_check_snippets(issue, today, limits),
+        *check_raw_html(issue),
         *_check_size(probe, limits),
         *_check_footer(rendered, probe, parsed, postal_address, templates),
         *_check_html(parsed, [*content, *templates]),
@@ -309,7 +297,18 @@ def _check_footer(
 def _check_html(parsed: _Tags, files: list[tuple[str, str]]) -> list[Finding]:
     out: list[Finding] = []
     for href in dict.fromkeys(parsed.links):
-        if not is_allowed_link(href):
+        if href.startswith("#") and len(href) > 1:
+            if href[1:] not in parsed.ids:
+                out.append(
+                    Finding(
+                        Severity.ERROR,
+                        "link-target-missing",
+                        f"link {href!r} points at nothing: no element has the id "
+                        f"{href[1:]!r} in this email",
+                        *_locate(f"]({href})", files),
+                    )
+                )
+        elif not is_allowed_link(href):
             file, line = _locate(href, files)
             out.append(
                 Finding(

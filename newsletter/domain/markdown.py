@@ -1,24 +1,34 @@
 """Markdown to email HTML and to plain text, both from the same parsed tokens.
 
-The text version is written from the content model (headings, paragraphs, lists, links as
-`text (url)`), not scraped from the HTML.
+The text version is written from the content model, not scraped from the HTML: headings
+underlined by level, `*emphasis*`, lists, and each URL once. With `References`, a link to
+one of the issue's sources becomes "label [1]" (the HTML keeps the link and adds `[1]`
+pointing at the list of sources), and in the text other web links become "label [8]"
+(a bare URL becomes "[8]") with the URL in a list at the end, so that each URL is written
+once and prose is not broken by long URLs.
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from newsletter.domain.citations import Reference, References
 from newsletter.domain.links import Utm, tag_url
 
 TEXT_WIDTH = 72
+NBSP = "\u00a0"  # keeps a reference mark on the line of the word before it
+# Text underlines by heading level: the issue's subject, snippet titles, sub-headings.
+UNDERLINES = {1: "=", 2: "-", 3: "~", 4: "."}
 
 _md = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
     ["replacements", "smartquotes"]
 )
+_EMPHASIS = {"em_open", "em_close", "strong_open", "strong_close"}
 
 
 @dataclass(frozen=True)
@@ -28,16 +38,36 @@ class RenderedMarkdown:
 
 
 def render_markdown(
-    source: str, utm: Utm | None = None, width: int = TEXT_WIDTH
+    source: str,
+    utm: Utm | None = None,
+    width: int = TEXT_WIDTH,
+    *,
+    refs: References | None = None,
+    top_heading: int = 1,
 ) -> RenderedMarkdown:
+    """HTML and text of one Markdown document.
+
+    `top_heading` is the level a `#` or `##` heading becomes (3 inside a snippet, whose
+    title is the h2), so a body's sub-headings rank below the title; deeper ones follow.
+    `refs` collects citations and link numbers across the whole issue, in reading order.
+    """
     tokens = _md.parse(source)
     for token in _walk(tokens):
-        if token.type == "link_open":
+        if token.type in ("heading_open", "heading_close") and top_heading > 1:
+            written = int(token.tag[1:])
+            token.tag = f"h{min(top_heading + max(written - 2, 0), 6)}"
+        elif token.type == "link_open":
             href = str(token.attrGet("href") or "")
             token.meta["written"] = href  # what the editor wrote, before UTM tagging
             token.attrSet("href", tag_url(href, utm))
+            if refs is not None:
+                token.meta["cite"] = refs.cite(href)
+    text = _to_text(tokens, width, refs)
+    for token in tokens:
+        if token.children:
+            token.children = _with_citation_marks(token.children)
     html = _md.renderer.render(tokens, _md.options, {})
-    return RenderedMarkdown(html=html.strip(), text=_to_text(tokens, width))
+    return RenderedMarkdown(html=html.strip(), text=text)
 
 
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
@@ -57,44 +87,106 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None
     return "\n\n".join(wrapped)
 
 
-def _walk(tokens: list[Token]):
+def underline(title: str, level: int, width: int = TEXT_WIDTH) -> str:
+    """A heading for the text part: the title, underlined by level (= - ~ .)."""
+    rule = UNDERLINES.get(level, ".")
+    return f"{title}\n{rule * min(len(title), width)}"
+
+
+def _walk(tokens: list[Token]) -> Iterator[Token]:
     for token in tokens:
         yield token
         if token.children:
             yield from _walk(token.children)
 
 
-def _inline_text(token: Token) -> str:
+def _citation_mark(reference: Reference) -> Token:
+    mark = Token("html_inline", "", 0)
+    mark.content = (
+        f'&nbsp;<a href="#{reference.anchor}" class="cite" '
+        f'aria-label="source {reference.number}">[{reference.number}]</a>'
+    )
+    return mark
+
+
+def _with_citation_marks(children: list[Token]) -> list[Token]:
+    """After each link to a source (and after the emphasis closing around it), its `[n]`."""
+    out: list[Token] = []
+    pending: Reference | None = None
+    opened: list[Reference | None] = []
+    for child in children:
+        if pending is not None and child.type not in ("em_close", "strong_close"):
+            out.append(_citation_mark(pending))
+            pending = None
+        out.append(child)
+        if child.type == "link_open":
+            opened.append(child.meta.get("cite"))
+        elif child.type == "link_close" and opened:
+            pending = opened.pop()
+    if pending is not None:
+        out.append(_citation_mark(pending))
+    return out
+
+
+def _inline_text(token: Token, refs: References | None) -> str:
     out: list[str] = []
-    href_stack: list[tuple[str, str]] = []  # (href, href as written)
-    start_stack: list[int] = []
+    links: list[tuple[Token, int]] = []  # (link_open, where its label starts in out)
+    pending = ""  # a reference mark, written after any emphasis that closes right after
     for child in token.children or []:
         kind = child.type
+        if pending and kind not in ("em_close", "strong_close"):
+            out.append(pending)
+            pending = ""
         if kind in ("text", "code_inline", "html_inline"):
             out.append(child.content)
+        elif kind in _EMPHASIS:
+            out.append("*")
         elif kind == "softbreak":
             out.append(" ")
         elif kind == "hardbreak":
             out.append("\n")
         elif kind == "link_open":
-            href = str(child.attrGet("href") or "")
-            href_stack.append((href, str(child.meta.get("written", href))))
-            start_stack.append(len(out))
-        elif kind == "link_close":
-            href, written = href_stack.pop()
-            label = "".join(out[start_stack.pop() :]).strip()
-            shown = href.removeprefix("mailto:")
-            if label not in (href, shown, written, written.removeprefix("mailto:")):
-                out.append(f" ({shown})")
-            elif href != written:  # an autolink that gained UTM parameters
-                out[-1:] = [out[-1].replace(label, shown)] if out else []
+            links.append((child, len(out)))
+        elif kind == "link_close" and links:
+            opener, start = links.pop()
+            label = "".join(out[start:]).strip("* ")
+            suffix, replace_label = _link_text(opener, label, refs)
+            if replace_label is not None:
+                out[start:] = [replace_label]
+            pending = suffix
         elif kind == "image":
             alt = child.content or "image"
             out.append(f"[{alt}] ({child.attrGet('src')})")
-    return "".join(out)
+    return "".join(out) + pending
 
 
-def _to_text(tokens: list[Token], width: int) -> str:
+def _link_text(link: Token, label: str, refs: References | None) -> tuple[str, str | None]:
+    """(what follows the label, a replacement for the label or None) for one link."""
+    href = str(link.attrGet("href") or "")
+    written = str(link.meta.get("written", href))
+    cite: Reference | None = link.meta.get("cite")
+    is_url = label in (href, written) or label == href.removeprefix("mailto:")
+    if cite is not None:
+        mark = f"[{cite.number}]"
+        return ("", mark) if is_url else (f"{NBSP}{mark}", None)
+    if href.startswith("#"):
+        return "", None  # a place in this email: the label is enough
+    if href.lower().startswith("mailto:"):
+        shown = href[len("mailto:") :]
+        return (
+            ("", None)
+            if label in (shown, written.removeprefix("mailto:"))
+            else (f" ({shown})", None)
+        )
+    if refs is not None and href.lower().startswith(("http://", "https://")):
+        mark = f"[{refs.link(href).number}]"  # the URL is written once, in the list at the end
+        return ("", mark) if is_url else (f"{NBSP}{mark}", None)
+    if is_url:
+        return "", href if href != written else None  # an autolink, with its UTM if any
+    return f" ({href})", None
+
+
+def _to_text(tokens: list[Token], width: int, refs: References | None) -> str:
     blocks: list[tuple[str, bool]] = []  # (text, tight: joins the previous with one newline)
     lists: list[list[int | bool]] = []  # [ordered, next number, tight, items so far]
     marker: str | None = None
@@ -118,11 +210,10 @@ def _to_text(tokens: list[Token], width: int) -> str:
         elif kind == "blockquote_close":
             quote -= 1
         elif kind == "heading_open":
-            title = _inline_text(tokens[index + 1])
-            rule = "=" if token.tag == "h1" else "-"
-            blocks.append((f"{title}\n{rule * min(len(title), width)}", False))
+            title = _inline_text(tokens[index + 1], refs)
+            blocks.append((underline(title, int(token.tag[1:]), width), False))
         elif kind == "paragraph_open":
-            text = _inline_text(tokens[index + 1])
+            text = _inline_text(tokens[index + 1], refs)
             depth = len(lists)
             base = "  " * max(depth - 1, 0) + "> " * quote
             if marker is not None:

@@ -14,7 +14,7 @@ import re
 
 import css_inline
 
-_STYLE = re.compile(r"<mj-style\b([^>]*)>(.*?)</mj-style\s*>", re.S | re.I)
+_STYLE = re.compile(r"[ \t]*<mj-style\b([^>]*)>(.*?)</mj-style\s*>", re.S | re.I)
 _COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.S)
 _INLINE = re.compile(r"""\binline\s*=\s*(["'])inline\1""", re.I)
 

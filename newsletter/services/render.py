@@ -20,14 +20,21 @@ from jinja2 import (
 from markupsafe import Markup
 
 from newsletter.domain.issue import Issue
-from newsletter.domain.links import Utm, tag_url
-from newsletter.domain.markdown import render_markdown, wrap
+from newsletter.domain.markdown import underline, wrap
 from newsletter.domain.mjml_rules import validate_mjml
-from newsletter.domain.personalize import RenderedIssue, placeholder, reject_reserved
+from newsletter.domain.palette import DARK, LIGHT
+from newsletter.domain.personalize import (
+    CLOSE,
+    OPEN,
+    RenderedIssue,
+    placeholder,
+    reject_reserved,
+)
 from newsletter.errors import InputError
 from newsletter.infra.files import display_path, read_text
 from newsletter.infra.settings import Settings
 from newsletter.services.inline import inline_css, take_inline_styles
+from newsletter.services.issue_context import issue_context
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"
@@ -65,7 +72,11 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self.env.filters["wrap"] = wrap
+        self.env.filters["underline"] = underline
         self.env.globals["ph"] = _placeholder
+        # Colours come from the palette (contrast-tested), in macros and includes too.
+        self.env.globals["colors"] = LIGHT
+        self.env.globals["dark"] = DARK
         self._validated = False
 
     def template_sources(self) -> list[tuple[str, str]]:
@@ -83,16 +94,39 @@ class Renderer:
                     raise InputError(problem.message, shown, problem.line)
         self._validated = True
 
-    def render(self, issue: Issue) -> Rendering:
+    def render(self, issue: Issue, *, public: bool = False) -> Rendering:
+        """The issue as subscribers get it, with ⟦placeholders⟧ for `personalize` to fill.
+
+        `public=True` renders it for the public web archive (`/archive/<slug>/`): the same
+        content with no per-recipient part at all: "Hi there," instead of the first name, a
+        Subscribe link (`{base_url}/subscribe`) instead of the unsubscribe and preferences
+        links, no "view online" link and no UTM parameters. Its `rendered.html` is a complete
+        page with nothing left to fill in; `rendered.text` is its plain-text twin.
+        """
         meta = issue.meta
-        return self.render_pair(
+        rendering = self.render_pair(
             HTML_TEMPLATE,
             TEXT_TEMPLATE,
-            self._context(issue),
+            {
+                "newsletter": self.newsletter_context(),
+                **issue_context(issue, self.settings, public=public),
+            },
             slug=issue.slug,
             subject=meta.subject.strip(),
             preheader=(meta.preheader or "").strip(),
         )
+        if public:
+            for label, body in (
+                ("HTML", rendering.rendered.html),
+                ("text", rendering.rendered.text),
+            ):
+                if OPEN in body or CLOSE in body:
+                    raise InputError(
+                        f"the public {label} still holds a per-recipient placeholder; "
+                        "the email templates must leave it out when `public` is true",
+                        self._shown(HTML_TEMPLATE if label == "HTML" else TEXT_TEMPLATE),
+                    )
+        return rendering
 
     def render_pair(
         self,
@@ -145,53 +179,7 @@ class Renderer:
             "base_url": settings.base_url,
             "reply_to": settings.reply_to,
             "tracks_clicks": settings.tracking.clicks,
-        }
-
-    def _context(self, issue: Issue) -> dict[str, Any]:
-        settings = self.settings
-        utm = (
-            Utm(
-                source=settings.utm.source,
-                medium=settings.utm.medium,
-                campaign=issue.slug,
-                domains=tuple(settings.utm_domains),
-            )
-            if settings.utm.source
-            else None
-        )
-        intro = render_markdown(issue.source.intro, utm)
-        snippets = []
-        for snippet in issue.snippets:
-            body = render_markdown(snippet.body, utm)
-            meta = snippet.meta
-            snippets.append(
-                {
-                    "id": snippet.id,
-                    "title": meta.title,
-                    "summary": meta.summary,
-                    "tags": meta.tags,
-                    "html": Markup(body.html),
-                    "text": body.text,
-                    "image": meta.image,
-                    "alt": meta.alt,
-                    "sources": [
-                        {"title": s.title, "url": tag_url(s.url, utm)} for s in meta.sources
-                    ],
-                }
-            )
-        day = issue.meta.date
-        return {
-            "newsletter": self.newsletter_context(),
-            "issue": {
-                "slug": issue.slug,
-                "subject": issue.meta.subject.strip(),
-                "preheader": (issue.meta.preheader or "").strip(),
-                "date": day,
-                "date_text": f"{day.day} {day:%B %Y}",
-                "intro_html": Markup(intro.html),
-                "intro_text": intro.text,
-            },
-            "snippets": snippets,
+            "subscribe_url": f"{settings.base_url}/subscribe",
         }
 
     def _shown(self, name: str) -> str:

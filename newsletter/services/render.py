@@ -1,4 +1,5 @@
-"""Issue -> Jinja2 -> MJML -> HTML (mjml-python), plus the plain-text twin, rendered once."""
+"""Issue -> Jinja2 -> MJML -> HTML (mjml-python) -> inlined CSS, plus the plain-text twin,
+rendered once."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ TEXT_TEMPLATE = "email/issue.txt.j2"
 
 @dataclass(frozen=True)
 class Rendering:
-    mjml: str
+    mjml: str  # the source as MJML 4 would read it (inline mj-styles included)
     rendered: RenderedIssue
 
 

@@ -67,7 +67,7 @@ class Sample:
             "summary": "What it covers.",
             "tags": "[test]",
             "reviewed": "2026-11-01",
-            "sources": "\n  - title: A source\n    url: https://example.org/source",
+            "sources": "\n  - title: The DOI Handbook\n    url: https://doi.org/10.1000/182",
             **front,
         }
         lines = "".join(f"{key}: {value}\n" for key, value in fields.items() if value is not None)

@@ -205,3 +205,43 @@ def test_html_shown_as_code_or_escaped_is_not_raw_html(sample, check):
     sample.snippet("a", body="Write `<b>` in code, or 5 < 6 and 7 > 3, or <https://example.org>.")
     sample.issue("t", ["a"])
     assert "raw-html" not in check()
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://made-up.invalid/paper", "link-reserved-host"),
+        ("https://journal.example/article", "link-reserved-host"),
+        ("https://localhost/paper", "link-reserved-host"),
+        ("https://doi.org/not-a-doi", "source-bad-doi"),
+        ("https://doi.org/10.12/too-short-a-prefix", "source-bad-doi"),
+    ],
+)
+def test_sources_that_cannot_be_real_are_errors_naming_their_line(sample, check, url, code):
+    sample.snippet("a", sources=f"\n  - title: Somebody 2024\n    url: {url}")
+    sample.issue("t", ["a"])
+    result = check()
+    finding = result[code]
+    assert finding["file"] == "issues/snippets/a.md" and finding["line"] == 8, finding
+
+
+def test_a_source_listed_twice_is_an_error(sample, check):
+    twice = "\n  - title: One\n    url: https://doi.org/10.1000/182" * 2
+    sample.snippet("a", sources=twice)
+    sample.issue("t", ["a"])
+    assert check()["source-duplicate"]["line"] == 10
+
+
+def test_a_link_error_quotes_the_link_as_written_without_tracking_parameters(sample, check):
+    sample.snippet("a", body="See [our old page](http://news.follicle-notes.example.com/old).")
+    sample.issue("t", ["a"])
+    finding = check()["link-not-https"]
+    assert "'http://news.follicle-notes.example.com/old'" in finding["message"]
+    assert "utm_" not in finding["message"]
+
+
+def test_plain_http_base_url_on_this_machine_passes_the_link_checks(sample, check, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", "http://127.0.0.1:8000")
+    sample.snippet("a")
+    sample.issue("t", ["a"])
+    assert check() == {}

@@ -64,7 +64,7 @@ def linked(sample):
 def test_an_issue_tags_only_own_links_in_html_and_text(linked):
     build = Builder(open_workspace(linked.root)).build("t")
     html_links, text = links_of(build.rendered.html), build.rendered.text
-    for foreign in (DOI, JOURNAL, "https://example.org/source"):
+    for foreign in (DOI, JOURNAL, "https://doi.org/10.1000/182"):  # the default source
         assert foreign in html_links, foreign
         assert foreign in text
         assert f"{foreign}?utm" not in build.rendered.html + text

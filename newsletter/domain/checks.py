@@ -22,6 +22,7 @@ from newsletter.domain.personalize import (
     placeholder,
 )
 from newsletter.domain.raw_html import check_raw_html
+from newsletter.domain.source_checks import check_reserved_links, check_sources
 
 __all__ = ["CheckLimits", "Finding", "Severity", "has_errors", "run_checks"]
 
@@ -91,8 +92,10 @@ def run_checks(
     today: date,
     limits: CheckLimits,
     template_files: Iterable[tuple[str, str]] = (),
+    base_url: str = "",
 ) -> list[Finding]:
-    """All findings, errors first; `probe` is the issue personalized for a sample recipient."""
+    """All findings, errors first; `probe` is the issue personalized for a sample recipient.
+    Links under `base_url` are our own pages: plain http there when it is this machine's."""
     content = [
         (issue.source.file, issue.source.source_text),
         *((s.file, s.source_text) for s in issue.snippets),
@@ -103,12 +106,14 @@ def run_checks(
         *_check_meta(issue, limits),
         *_check_snippets(issue, today, limits),
         *check_raw_html(issue),
+        *check_sources(issue),
         *_check_size(probe, limits),
         *_check_footer(rendered, probe, parsed, postal_address, templates),
-        *_check_html(parsed, [*content, *templates]),
+        *_check_html(parsed, [*content, *templates], base_url),
         *_check_leftovers(issue, probe, parsed, content, templates),
     ]
-    return sorted(findings, key=lambda f: f.severity != Severity.ERROR)
+    # A source's problem is found in its front matter and again as a link: say it once.
+    return sorted(dict.fromkeys(findings), key=lambda f: f.severity != Severity.ERROR)
 
 
 def has_errors(findings: Iterable[Finding]) -> bool:
@@ -294,9 +299,34 @@ def _check_footer(
     return out
 
 
-def _check_html(parsed: _Tags, files: list[tuple[str, str]]) -> list[Finding]:
+def _as_written(href: str, files: list[tuple[str, str]]) -> tuple[str, str | None, int | None]:
+    """A link as the editor wrote it (before UTM parameters were added), and where."""
+    file, line = _locate(href, files)
+    if file is None or line is None:
+        return href, file, line
+    text = dict(files)[file].splitlines()[line - 1]
+    base = href.split("?")[0]
+    start = text.find(base)
+    if start < 0:
+        return href, file, line
+    match = re.match(r"[^\s)\]\"'<>]+", text[start:])
+    return (match.group(0) if match else href), file, line
+
+
+def _check_html(parsed: _Tags, files: list[tuple[str, str]], base_url: str) -> list[Finding]:
     out: list[Finding] = []
+    own = base_url + "/" if base_url else None
+    local = (
+        own
+        if own and own.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+        else None
+    )
+    foreign = [h for h in dict.fromkeys(parsed.links) if not (own and h.startswith(own))]
+    written = [_as_written(h, files) for h in foreign]
+    out.extend(check_reserved_links([w for w, _, _ in written], [(f, n) for _, f, n in written]))
     for href in dict.fromkeys(parsed.links):
+        if local and href.startswith(local):
+            continue
         if href.startswith("#") and len(href) > 1:
             if href[1:] not in parsed.ids:
                 out.append(
@@ -309,12 +339,12 @@ def _check_html(parsed: _Tags, files: list[tuple[str, str]]) -> list[Finding]:
                     )
                 )
         elif not is_allowed_link(href):
-            file, line = _locate(href, files)
+            shown, file, line = _as_written(href, files)
             out.append(
                 Finding(
                     Severity.ERROR,
                     "link-not-https",
-                    f"link {href!r} is not an absolute https:// or mailto: URL",
+                    f"link {shown!r} is not an absolute https:// or mailto: URL",
                     file,
                     line,
                 )

@@ -74,6 +74,7 @@ class Builder:
             today=today or date.today(),
             limits=check_limits(self.workspace),
             template_files=self.renderer.template_sources(),
+            base_url=self.workspace.settings.base_url,
         )
         return Build(issue, rendering.mjml, rendering.rendered, probe, findings)
 

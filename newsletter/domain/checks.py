@@ -299,7 +299,7 @@ def _check_footer(
     return out
 
 
-def _as_written(href: str, files: list[tuple[str, str]]) -> tuple[str, str | None, int | None]:
+def as_written(href: str, files: list[tuple[str, str]]) -> tuple[str, str | None, int | None]:
     """A link as the editor wrote it (before UTM parameters were added), and where."""
     file, line = _locate(href, files)
     if file is None or line is None:
@@ -322,7 +322,7 @@ def _check_html(parsed: _Tags, files: list[tuple[str, str]], base_url: str) -> l
         else None
     )
     foreign = [h for h in dict.fromkeys(parsed.links) if not (own and h.startswith(own))]
-    written = [_as_written(h, files) for h in foreign]
+    written = [as_written(h, files) for h in foreign]
     out.extend(check_reserved_links([w for w, _, _ in written], [(f, n) for _, f, n in written]))
     for href in dict.fromkeys(parsed.links):
         if local and href.startswith(local):
@@ -339,7 +339,7 @@ def _check_html(parsed: _Tags, files: list[tuple[str, str]], base_url: str) -> l
                     )
                 )
         elif not is_allowed_link(href):
-            shown, file, line = _as_written(href, files)
+            shown, file, line = as_written(href, files)
             out.append(
                 Finding(
                     Severity.ERROR,

@@ -1,0 +1,170 @@
+"""`newsletter check ISSUE --online`: every link and source fetched, broken ones reported as
+errors and redirects as warnings, each answer kept for a day in the state folder.
+
+HEAD first (cheap), GET when a server refuses HEAD (405, 501, and the 403 some publishers
+give it); redirects are followed and the final address reported; a bounded pool of
+threads and a timeout per request keep a slow site from stalling the check."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from newsletter import __version__
+from newsletter.domain.checks import as_written
+from newsletter.domain.findings import Finding, Severity
+from newsletter.services.build import Build
+
+CACHE_FILE = "linkcheck.json"
+DAY = 24 * 3600.0
+RETRY_WITH_GET = frozenset({403, 405, 501})
+USER_AGENT = f"newsletter-linkcheck/{__version__} (checking links before a send)"
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    url: str
+    status: int | None  # the final answer's status; None when there was none
+    final_url: str
+    error: str | None
+    checked_at: float
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None or self.status is None or self.status >= 400
+
+    @property
+    def redirected(self) -> bool:
+        return self.final_url.rstrip("/") != self.url.rstrip("/")
+
+
+class LinkChecker:
+    def __init__(
+        self,
+        cache: Path | None,
+        *,
+        concurrency: int = 8,
+        timeout: float = 10.0,
+        max_age: float = DAY,
+    ) -> None:
+        self.cache = cache
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_age = max_age
+
+    def check(self, urls: Iterable[str]) -> dict[str, LinkResult]:
+        wanted = list(dict.fromkeys(urls))
+        known = self._load()
+        now = time.time()
+        fresh = {
+            u: known[u] for u in wanted if u in known and now - known[u].checked_at < self.max_age
+        }
+        todo = [u for u in wanted if u not in fresh]
+        if todo:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                fresh.update(zip(todo, pool.map(self.fetch, todo), strict=True))
+            self._save({**known, **fresh})
+        return {u: fresh[u] for u in wanted}
+
+    def fetch(self, url: str) -> LinkResult:
+        result = self._request(url, "HEAD")
+        if result.status in RETRY_WITH_GET:
+            result = self._request(url, "GET")
+        return result
+
+    def _request(self, url: str, method: str) -> LinkResult:
+        request = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return LinkResult(url, answer.status, answer.geturl(), None, time.time())
+        except urllib.error.HTTPError as exc:
+            return LinkResult(url, exc.code, exc.geturl() or url, None, time.time())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return LinkResult(url, None, url, f"{type(exc).__name__}: {reason}", time.time())
+
+    def _load(self) -> dict[str, LinkResult]:
+        if self.cache is None or not self.cache.is_file():
+            return {}
+        try:
+            data = json.loads(self.cache.read_text(encoding="utf-8"))
+            return {url: LinkResult(**entry) for url, entry in data.items()}
+        except (ValueError, TypeError):
+            return {}  # a damaged cache is only a cache
+
+    def _save(self, results: dict[str, LinkResult]) -> None:
+        if self.cache is None:
+            return
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        keep = {u: asdict(r) for u, r in results.items() if time.time() - r.checked_at < DAY}
+        fd, temp = tempfile.mkstemp(dir=self.cache.parent, prefix=".linkcheck-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(keep, handle)
+        os.replace(temp, self.cache)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        url = found.get("href") if tag == "a" else found.get("src") if tag == "img" else None
+        if url and url.startswith(("http://", "https://")):
+            self.links.append(url)
+
+
+def links_to_check(html: str, base_url: str) -> list[str]:
+    """The web links of an email, without our own pages (an archive page does not exist
+    before the send, and personal links are checked by other means)."""
+    parser = _Links()
+    parser.feed(html)
+    own = base_url.rstrip("/") + "/"
+    return [u for u in dict.fromkeys(parser.links) if not u.startswith(own)]
+
+
+def online_findings(results: dict[str, LinkResult], files: list[tuple[str, str]]) -> list[Finding]:
+    out: list[Finding] = []
+    for url, result in results.items():
+        shown, file, line = as_written(url, files)
+        if result.broken:
+            why = result.error or f"HTTP {result.status}"
+            out.append(
+                Finding(
+                    Severity.ERROR, "link-broken", f"{shown!r} does not answer: {why}", file, line
+                )
+            )
+        elif result.redirected:
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    "link-redirects",
+                    f"{shown!r} redirects to {result.final_url!r}; link to that instead",
+                    file,
+                    line,
+                )
+            )
+    return out
+
+
+def check_online(
+    build: Build, state_dir: Path, base_url: str, checker: LinkChecker | None = None
+) -> list[Finding]:
+    """The findings of fetching every link of a built issue (its probe render)."""
+    checker = checker or LinkChecker(state_dir / CACHE_FILE)
+    issue = build.issue
+    files = [
+        (issue.source.file, issue.source.source_text),
+        *((s.file, s.source_text) for s in issue.snippets),
+    ]
+    return online_findings(checker.check(links_to_check(build.probe.html, base_url)), files)

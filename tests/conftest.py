@@ -65,7 +65,7 @@ class Sample:
         fields = {
             "title": "A test snippet",
             "summary": "What it covers.",
-            "tags": "[test]",
+            "tags": "[evidence]",
             "reviewed": "2026-11-01",
             "sources": "\n  - title: The DOI Handbook\n    url: https://doi.org/10.1000/182",
             **front,

@@ -245,3 +245,11 @@ def test_plain_http_base_url_on_this_machine_passes_the_link_checks(sample, chec
     sample.snippet("a")
     sample.issue("t", ["a"])
     assert check() == {}
+
+
+def test_a_tag_that_is_not_a_configured_topic_warns_with_the_closest(sample, check):
+    sample.snippet("a", tags="[evidence, saftey]")
+    sample.issue("t", ["a"])
+    finding = check()["tag-not-a-topic"]
+    assert finding["severity"] == "warning" and finding["line"] == 4
+    assert "'saftey'" in finding["message"] and "did you mean 'safety'?" in finding["message"]

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
@@ -23,6 +23,7 @@ from newsletter.domain.personalize import (
 )
 from newsletter.domain.raw_html import check_raw_html
 from newsletter.domain.source_checks import check_reserved_links, check_sources
+from newsletter.domain.topic_checks import check_topics
 
 __all__ = ["CheckLimits", "Finding", "Severity", "has_errors", "run_checks"]
 
@@ -93,6 +94,7 @@ def run_checks(
     limits: CheckLimits,
     template_files: Iterable[tuple[str, str]] = (),
     base_url: str = "",
+    topics: Collection[str] = (),
 ) -> list[Finding]:
     """All findings, errors first; `probe` is the issue personalized for a sample recipient.
     Links under `base_url` are our own pages: plain http there when it is this machine's."""
@@ -107,6 +109,7 @@ def run_checks(
         *_check_snippets(issue, today, limits),
         *check_raw_html(issue),
         *check_sources(issue),
+        *check_topics(issue, topics),
         *_check_size(probe, limits),
         *_check_footer(rendered, probe, parsed, postal_address, templates),
         *_check_html(parsed, [*content, *templates], base_url),

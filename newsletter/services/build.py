@@ -75,6 +75,7 @@ class Builder:
             limits=check_limits(self.workspace),
             template_files=self.renderer.template_sources(),
             base_url=self.workspace.settings.base_url,
+            topics=list(self.workspace.settings.topics),
         )
         return Build(issue, rendering.mjml, rendering.rendered, probe, findings)
 

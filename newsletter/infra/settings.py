@@ -203,6 +203,49 @@ class UtmSettings(_Table):
     domains: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")]] | None = None
 
 
+Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+class DarkThemeSettings(_Table):
+    """[theme.dark]: the colours under `prefers-color-scheme: dark`; unset keeps the
+    built-in dark palette."""
+
+    brand: Color | None = None
+    accent: Color | None = None
+    text: Color | None = None
+    muted: Color | None = None
+    page: Color | None = None
+    card: Color | None = None
+    on_brand: Color | None = None
+
+
+class ThemeSettings(_Table):
+    """[theme]: the brand. The templates take every colour from here; the checks refuse a
+    text/background pair under WCAG AA (4.5:1). Defaults: the sample's green look."""
+
+    brand: Color = "#0b6e4f"  # the header band
+    accent: Color = "#0b6e4f"  # links
+    text: Color = "#1f2933"
+    muted: Color = "#52606d"  # footer, sources, small print
+    page: Color = "#f4f5f7"  # around the content
+    card: Color = "#ffffff"  # behind the content
+    on_brand: Color = "#ffffff"  # text on the header band
+    font: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 ,'\"-]+$")] = (
+        "Helvetica, Arial, sans-serif"
+    )
+    logo: str | None = None  # an https URL, or a file under issues/images/
+    logo_alt: str | None = None
+    logo_width: Annotated[int, Field(gt=0, le=600)] = 120
+    footer_text: str | None = None  # one more line in the footer (a tagline, a disclaimer)
+    dark: DarkThemeSettings = Field(default_factory=DarkThemeSettings)
+
+    @model_validator(mode="after")
+    def _logo_needs_alt(self) -> ThemeSettings:
+        if self.logo and not (self.logo_alt or "").strip():
+            raise ValueError("logo_alt is required with a logo (what the logo says)")
+        return self
+
+
 class TestSettings(_Table):
     """`newsletter send ISSUE --test`: who gets the [TEST] copies."""
 
@@ -221,6 +264,7 @@ class CheckSettings(_Table):
     html_warn_kb: PositiveInt = 80
     html_max_kb: PositiveInt = 102
     subject_max_chars: PositiveInt = 78
+    image_max_kb: PositiveInt = 300  # all the images of an issue together: a warning above
 
     @model_validator(mode="after")
     def _warn_below_max(self) -> CheckSettings:
@@ -281,6 +325,7 @@ class Settings(BaseSettings):
     checks: CheckSettings = Field(default_factory=CheckSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     test: TestSettings = Field(default_factory=TestSettings)
+    theme: ThemeSettings = Field(default_factory=ThemeSettings)
     # [topics.<tag>] label = "...", description = "...": names for the tags readers follow.
     topics: dict[str, TopicSettings] = Field(default_factory=dict)
 

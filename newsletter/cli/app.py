@@ -7,39 +7,56 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, _TyperParameter
 
 from newsletter import __version__
 from newsletter.infra.redaction import redact
-from newsletter.infra.settings import is_local_http
-from newsletter.infra.workspace import Workspace, open_workspace
 
+if TYPE_CHECKING:
+    from newsletter.infra.workspace import Workspace
+
+# Every module of this package keeps to typer, rich and the standard library at import
+# time; a command imports its services when it runs, so `--help` or `check` does not pay
+# for the database layer, the web server or Alembic (tests/test_startup.py checks it).
+
+# rich_markup_mode=None: click's plain help. Rich markup would read "[schedule]" in a help
+# text as a style and swallow it.
 app = typer.Typer(
     help="Write snippets, compose issues, render them into email, check and send them.",
     epilog="Example: newsletter check 2026-12-welcome",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 snippets_app = typer.Typer(
     help="The snippet library (issues/snippets/).",
     epilog="Example: newsletter snippets list --tag evidence",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 issues_app = typer.Typer(
-    help="Issue files (issues/).", epilog="Example: newsletter issues list", no_args_is_help=True
+    help="Issue files (issues/).",
+    epilog="Example: newsletter issues list",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 subscribers_app = typer.Typer(
     help="The subscriber list and its consent record.",
     epilog="Example: newsletter subscribers import subscribers/sample.csv",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 db_app = typer.Typer(
-    help="The database schema.", epilog="Example: newsletter db upgrade", no_args_is_help=True
+    help="The database schema.",
+    epilog="Example: newsletter db upgrade",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(snippets_app, name="snippets")
 app.add_typer(issues_app, name="issues")
@@ -48,6 +65,7 @@ sends_app = typer.Typer(
     help="Sends and their per-recipient ledger.",
     epilog="Example: newsletter sends show 3",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(db_app, name="db")
 app.add_typer(sends_app, name="sends")
@@ -107,6 +125,9 @@ def _main(
 
 
 def open_current_workspace() -> Workspace:
+    from newsletter.infra.settings import is_local_http
+    from newsletter.infra.workspace import open_workspace
+
     workspace = open_workspace(options.workspace)
     if is_local_http(workspace.settings.base_url) and not options.warned_local:
         options.warned_local = True
@@ -122,3 +143,41 @@ def print_json(data: Any) -> None:
     """Through the redaction step: no secret or URL password reaches a script's stdout."""
     text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
     sys.stdout.write(redact(text) + "\n")
+
+
+# Help in click's words. typer 0.29 names a value by its Python type (`--rate <float range>`,
+# `--to <list[str]>`, `ISSUE <str>`) and writes a required argument `{ISSUE}` in the usage
+# line. These overrides print what click and most command lines print instead: the
+# parameter's metavar when it has one, else TEXT, INTEGER, FLOAT, FILE, DIRECTORY, PATH or
+# the choices as [a|b]; ISSUE or [ISSUE] in the usage line. tests/test_help.py renders every
+# command's help and fails if typer's style comes back.
+_CLICK_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"}
+_PATH_NAMES = {"file": "FILE", "dir": "DIRECTORY", "path": "PATH"}
+
+
+def _display_type(self: _TyperParameter, ctx: typer.Context) -> str:
+    if self.metavar is not None:
+        return self.metavar
+    desc = self.type_descriptor
+    if desc.choices is not None:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in desc.choices) + "]"
+    if desc.is_path:
+        return _PATH_NAMES[desc.path_type]
+    annotation = get_args(desc.annotation)[0] if desc.is_list else desc.annotation
+    name = getattr(annotation, "__name__", str(annotation))
+    return _CLICK_NAMES.get(name, name.upper()) + (" RANGE" if desc.is_ranged else "")
+
+
+def _argument_display_type(self: TyperArgument, ctx: typer.Context) -> str | None:
+    # The argument's name is its metavar already: "ISSUE  Issue slug", not "ISSUE ISSUE".
+    return None if self.metavar is not None else _display_type(self, ctx)
+
+
+def _argument_usage(self: TyperArgument, ctx: typer.Context) -> list[str]:
+    name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+    return [name if self.required else f"[{name}]"]
+
+
+_TyperParameter.display_type = _display_type  # type: ignore[method-assign]
+TyperArgument.display_type_rich = _argument_display_type  # type: ignore[method-assign]
+TyperArgument.get_usage_pieces = _argument_usage  # type: ignore[method-assign]

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
 from newsletter.errors import InputError
-from newsletter.infra.db.engine import connect
-from newsletter.infra.files import display_path
-from newsletter.services.archive import ArchiveService, default_out_dir, write_site
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 group = typer.Typer(
     help="The public archive: every sent or published issue as web pages and an Atom feed.",
     epilog="Example: newsletter archive build --out /var/www/archive",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(group, name="archive")
 
@@ -40,6 +40,8 @@ class _LateProgress:
         if not self.enabled:
             return
         if self.bar is None and time.monotonic() - self.started > SHOW_AFTER and done < total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
             self.bar = Progress(
                 TextColumn("archive"),
                 BarColumn(),
@@ -72,6 +74,10 @@ def build(
 
     Issues that were sent (not cancelled) or are marked `status: published` are on it.
     The folder is replaced whole, only once everything is written."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.infra.files import display_path
+    from newsletter.services.archive import ArchiveService, default_out_dir, write_site
+
     workspace = open_current_workspace()
     target = out_dir or default_out_dir(workspace)
     progress = _LateProgress(enabled=not as_json)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import webbrowser
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -22,13 +20,15 @@ from newsletter.cli.app import (
     print_json,
     snippets_app,
 )
-from newsletter.domain.checks import Finding, Severity
+from newsletter.domain.findings import Severity
 from newsletter.errors import ExitStatus
-from newsletter.infra.db.engine import connect
-from newsletter.services.build import Build, Builder, default_out_dir, write_build
-from newsletter.services.issue_states import IssueState, issue_states
-from newsletter.services.library import Library
-from newsletter.services.preview import write_preview
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from newsletter.domain.findings import Finding
+    from newsletter.services.build import Build
+    from newsletter.services.issue_states import IssueState
 
 IssueArg = Annotated[
     str, typer.Argument(help="Issue slug (e.g. 2026-12-welcome) or path.", metavar="ISSUE")
@@ -43,6 +43,8 @@ def snippets_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List the snippets in the library."""
+    from newsletter.services.library import Library
+
     snippets = Library(open_current_workspace()).snippets(tag)
     if as_json:
         print_json(
@@ -71,6 +73,9 @@ def snippets_list(
 @issues_app.command("list", epilog="Example: newsletter issues list --json")
 def issues_list(as_json: JsonFlag = False) -> None:
     """List the issues: file status, checks, and whether each is scheduled or was sent."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.issue_states import issue_states
+
     workspace = open_current_workspace()
     with connect(workspace.database_url) as engine:
         states = issue_states(workspace, engine)
@@ -134,6 +139,8 @@ def _exit_for(build: Build) -> None:
 @app.command(epilog="Example: newsletter check 2026-12-welcome --json")
 def check(issue: IssueArg, as_json: JsonFlag = False) -> None:
     """Run the pre-flight checks. Exit 1 if any check is an error."""
+    from newsletter.services.build import Builder
+
     build = Builder(open_current_workspace()).build(issue)
     if as_json:
         print_json(_build_json(build))
@@ -154,6 +161,8 @@ def build(
     as_json: JsonFlag = False,
 ) -> None:
     """Build index.html, index.txt and issue.mjml, and run the checks (exit 1 on errors)."""
+    from newsletter.services.build import Builder, default_out_dir, write_build
+
     workspace = open_current_workspace()
     result = Builder(workspace).build(issue)
     written = write_build(result, out_dir or default_out_dir(workspace, result.issue.slug))
@@ -178,6 +187,11 @@ def preview(
     ] = None,
 ) -> None:
     """Write a preview page: desktop and 375 px mobile side by side, and the text version."""
+    import webbrowser
+
+    from newsletter.services.build import Builder
+    from newsletter.services.preview import write_preview
+
     builder = Builder(open_current_workspace())
     result = builder.build(issue)
     path = write_preview(builder, result, out_file)

@@ -12,16 +12,16 @@ from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, print_json
 from newsletter.errors import ExitStatus, NewsletterError
-from newsletter.infra.db.engine import connect
 from newsletter.infra.redaction import redact
-from newsletter.services.inbound import apply, messages_in
-from newsletter.services.links import signer
 
 
 @app.command(epilog="Examples: newsletter inbound < bounce.eml | newsletter inbound --mbox FILE")
 def inbound(
     mbox: Annotated[
-        Path | None, typer.Option("--mbox", help="Read every mail of an mbox file.", exists=True)
+        Path | None,
+        typer.Option(
+            "--mbox", help="Read every mail of an mbox file.", exists=True, metavar="FILE"
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -29,6 +29,10 @@ def inbound(
 
     Exit 75 when the database cannot be reached: a mail system piping into this command
     (Postfix, procmail) keeps the mail and tries again later, where 69 would bounce it."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.inbound import apply, messages_in
+    from newsletter.services.links import signer
+
     workspace = open_current_workspace()
     keys = signer(workspace, allow_generated=True)
     mails = list(messages_in(mbox)) if mbox else [sys.stdin.buffer.read()]

@@ -9,20 +9,25 @@ import typer
 
 from newsletter.cli.app import app, open_current_workspace, out
 from newsletter.errors import InputError
-from newsletter.infra.db.engine import connect
-from newsletter.infra.files import display_path, open_atomically
-from newsletter.services.report import build_report, render_report
 
 
 @app.command(epilog="Example: newsletter report 3 --out send-3.html")
 def report(
-    send_id: Annotated[int, typer.Argument(help="The send (see `newsletter sends list`).")],
+    send_id: Annotated[
+        int, typer.Argument(help="The send (see `newsletter sends list`).", metavar="SEND_ID")
+    ],
     out_file: Annotated[
         Path,
-        typer.Option("--out", help="The HTML file to write (its folder must exist)."),
+        typer.Option(
+            "--out", help="The HTML file to write (its folder must exist).", metavar="FILE"
+        ),
     ],
 ) -> None:
     """One send as an HTML page: figures, opens and clicks per hour, reasons, top links."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.infra.files import display_path, open_atomically
+    from newsletter.services.report import build_report, render_report
+
     folder = out_file.parent
     if not folder.is_dir():  # before any work: a typo in the path costs nothing
         raise InputError(

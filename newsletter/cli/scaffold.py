@@ -16,8 +16,6 @@ from newsletter.cli.app import (
     print_json,
     snippets_app,
 )
-from newsletter.services.library import Library
-from newsletter.services.scaffold import new_issue, new_snippet, show_snippet
 
 SnippetId = Annotated[
     str, typer.Argument(help="Snippet id: lowercase words and dashes.", metavar="ID")
@@ -33,6 +31,9 @@ def snippets_new(
     as_json: JsonFlag = False,
 ) -> None:
     """Write issues/snippets/ID.md from a template (never overwrites); prints its path."""
+    from newsletter.services.library import Library
+    from newsletter.services.scaffold import new_snippet
+
     created = new_snippet(Library(open_current_workspace()), snippet_id, title, date.today())
     if as_json:
         print_json({"path": created.shown})
@@ -43,6 +44,9 @@ def snippets_new(
 @snippets_app.command("show", epilog="Example: newsletter snippets show how-microneedling-works")
 def snippets_show(snippet_id: SnippetId, as_json: JsonFlag = False) -> None:
     """Show a snippet: its front matter, its text as readers get it, and the issues using it."""
+    from newsletter.services.library import Library
+    from newsletter.services.scaffold import show_snippet
+
     view = show_snippet(Library(open_current_workspace()), snippet_id)
     meta = view.snippet.meta
     if as_json:
@@ -97,6 +101,9 @@ def issues_new(
     as_json: JsonFlag = False,
 ) -> None:
     """Write issues/SLUG.md as a draft from a template (never overwrites); prints its path."""
+    from newsletter.services.library import Library
+    from newsletter.services.scaffold import new_issue
+
     when = _date(day) if day else date.today()
     created = new_issue(Library(open_current_workspace()), slug, snippet or [], when, subject)
     if as_json:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
-import click
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -18,20 +17,17 @@ from typer.core import TyperGroup
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
 from newsletter.cli.content import show_findings
 from newsletter.errors import InputError
-from newsletter.infra.db.engine import connect
 from newsletter.infra.redaction import redact
-from newsletter.infra.signals import graceful_stop
-from newsletter.infra.workspace import Workspace
-from newsletter.services.daemon import Daemon
-from newsletter.services.scheduling import ScheduleBook, ScheduleRecord
-from newsletter.services.sending import ChecksFailed
-from newsletter.services.status import status_of
+
+if TYPE_CHECKING:
+    from newsletter.infra.workspace import Workspace
+    from newsletter.services.scheduling import ScheduleRecord
 
 
 class _ScheduleGroup(TyperGroup):
     """`schedule ISSUE --at ...` and `schedule --cron ...` mean `schedule add ...`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["add", *args]
         return super().parse_args(ctx, args)
@@ -43,6 +39,7 @@ group = typer.Typer(
     epilog='Example: newsletter schedule 2026-12-welcome --at "2027-01-07 09:00" '
     "--tz Europe/London",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(group, name="schedule")
 
@@ -83,6 +80,10 @@ def add(
     as_json: JsonFlag = False,
 ) -> None:
     """Schedule an issue at a time, or a recurring rule."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.scheduling import ScheduleBook
+    from newsletter.services.sending import ChecksFailed
+
     workspace = open_current_workspace()
     if cron is not None:
         if issue is not None or at is not None or not next_ready or again or replace:
@@ -158,6 +159,9 @@ def _when(record: ScheduleRecord) -> str:
 @group.command("list", epilog="Example: newsletter schedule list --json")
 def schedule_list(as_json: JsonFlag = False) -> None:
     """Every schedule: what, when (its zone and here), state, last outcome."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.scheduling import ScheduleBook
+
     workspace = open_current_workspace()
     with connect(workspace.database_url) as engine:
         records = ScheduleBook(workspace, engine).list()
@@ -174,10 +178,13 @@ def schedule_list(as_json: JsonFlag = False) -> None:
 
 @group.command("show", epilog="Example: newsletter schedule show 3 --json")
 def schedule_show(
-    schedule_id: Annotated[int, typer.Argument(help="The schedule's number.")],
+    schedule_id: Annotated[int, typer.Argument(help="The schedule's number.", metavar="ID")],
     as_json: JsonFlag = False,
 ) -> None:
     """One schedule, with who changed it last."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.scheduling import ScheduleBook
+
     workspace = open_current_workspace()
     with connect(workspace.database_url) as engine:
         record = ScheduleBook(workspace, engine).get(schedule_id)
@@ -202,6 +209,9 @@ def schedule_cancel(
     ref: Annotated[str, typer.Argument(help="Schedule number or issue slug.", metavar="ID|ISSUE")],
 ) -> None:
     """Cancel a waiting schedule."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.scheduling import ScheduleBook
+
     workspace = open_current_workspace()
     with connect(workspace.database_url) as engine:
         record = ScheduleBook(workspace, engine).cancel(ref)
@@ -218,6 +228,10 @@ def daemon(
     ] = False,
 ) -> None:
     """Fire schedules on time; one active daemon per database, others stand by."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.infra.signals import graceful_stop
+    from newsletter.services.daemon import Daemon
+
     workspace = open_current_workspace()
     log = _logger(json_logs)
     with connect(workspace.database_url) as engine:
@@ -252,6 +266,9 @@ def _plain(value: Any) -> str:
 @app.command(epilog="Example: newsletter status --json")
 def status(as_json: JsonFlag = False) -> None:
     """The daemon, upcoming schedules, and running sends with progress."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.status import status_of
+
     workspace = open_current_workspace()
     with connect(workspace.database_url) as engine:
         report = status_of(workspace, engine)

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
@@ -24,31 +16,17 @@ from newsletter.cli.content import show_findings
 from newsletter.cli.schedule import schedule_from_send
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.errors import ExitStatus, InputError
-from newsletter.infra.db.engine import connect
-from newsletter.infra.signals import graceful_stop
-from newsletter.infra.transports.factory import make_transport
-from newsletter.infra.workspace import Workspace
-from newsletter.services.keys import signing_key_warning
-from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
-from newsletter.services.links import list_identity, signer
-from newsletter.services.sending import (
-    ChecksFailed,
-    SendPlan,
-    TestOutcome,
-    build_for_sending,
-    create_send,
-    dispatcher_for,
-    dry_run,
-    options_for,
-    outbox_folder,
-    plan_send,
-    probe,
-    resend_uncertain,
-    test_recipients,
-    test_send,
-)
 
-SendId = Annotated[int, typer.Argument(help="The send's number (see `newsletter sends list`).")]
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from newsletter.infra.workspace import Workspace
+    from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
+    from newsletter.services.sending import SendPlan, TestOutcome
+
+SendId = Annotated[
+    int, typer.Argument(help="The send's number (see `newsletter sends list`).", metavar="SEND_ID")
+]
 
 
 class Aborted(InputError):
@@ -136,6 +114,20 @@ def send(
     as_json: JsonFlag = False,
 ) -> None:
     """Send an issue to every active subscriber once, or resume a send; crash-safe."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.infra.transports.factory import make_transport
+    from newsletter.services.keys import signing_key_warning
+    from newsletter.services.ledger import AlreadySent, Ledger
+    from newsletter.services.links import signer
+    from newsletter.services.sending import (
+        ChecksFailed,
+        create_send,
+        plan_send,
+        probe,
+        resend_uncertain,
+        test_recipients,
+    )
+
     workspace = open_current_workspace()
     if (issue is None) == (resume is None):
         raise InputError("give an ISSUE to send, or --resume SEND_ID (not both)")
@@ -240,6 +232,8 @@ def _confirm(plan: SendPlan) -> None:
 
 
 def _already_sent(workspace: Workspace, exc: AlreadySent, as_json: bool) -> None:
+    from newsletter.services.sending import outbox_folder
+
     earlier = exc.earlier
     folder = outbox_folder(workspace, earlier.id) if earlier.transport == "outbox" else None
     if as_json:
@@ -250,11 +244,14 @@ def _already_sent(workspace: Workspace, exc: AlreadySent, as_json: bool) -> None
         out.print(Text(f"messages are in {folder}/"))
 
 
-def _dry_run(workspace: Workspace, engine: object, plan: SendPlan, as_json: bool) -> None:
+def _dry_run(workspace: Workspace, engine: Engine, plan: SendPlan, as_json: bool) -> None:
+    from newsletter.services.links import list_identity, signer
+    from newsletter.services.sending import dry_run
+
     keys = signer(workspace, allow_generated=plan.transport == "outbox")
     counts = dry_run(
         workspace,
-        engine,  # type: ignore[arg-type]
+        engine,
         plan.build,
         list_identity(workspace.settings),
         keys,
@@ -287,6 +284,9 @@ def _test_send(
     to: list[str],
     as_json: bool,
 ) -> None:
+    from newsletter.infra.transports.factory import make_transport
+    from newsletter.services.sending import build_for_sending, test_send
+
     build = build_for_sending(workspace, issue, allow_draft=True)
     sender = make_transport(workspace, transport or workspace.settings.transport)
     try:
@@ -305,6 +305,18 @@ def _run(
     batch_size: int | None,
     as_json: bool,
 ) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from newsletter.infra.signals import graceful_stop
+    from newsletter.services.sending import dispatcher_for, options_for
+
     options = options_for(
         workspace, record.transport, rate=rate, concurrency=concurrency, batch_size=batch_size
     )
@@ -409,6 +421,9 @@ def _report_test(outcomes: list[TestOutcome], as_json: bool) -> None:
 @group.command("list", epilog="Example: newsletter sends list --json")
 def sends_list(as_json: JsonFlag = False) -> None:
     """List sends, newest first."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.ledger import Ledger
+
     with connect(open_current_workspace().database_url) as engine:
         records = Ledger(engine).list()
     if as_json:
@@ -440,6 +455,9 @@ def sends_list(as_json: JsonFlag = False) -> None:
 @group.command("show", epilog="Example: newsletter sends show 3 --json")
 def sends_show(send_id: SendId, as_json: JsonFlag = False) -> None:
     """One send: counts per outcome, and who is uncertain or failed, with the reason."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.ledger import Ledger
+
     with connect(open_current_workspace().database_url) as engine:
         ledger = Ledger(engine)
         record = ledger.get(send_id)
@@ -494,6 +512,9 @@ def sends_resume(send_id: SendId) -> None:
 @group.command("cancel", epilog="Example: newsletter sends cancel 3")
 def sends_cancel(send_id: SendId) -> None:
     """Cancel a send: whoever has not been sent to yet is skipped."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.ledger import Ledger
+
     with connect(open_current_workspace().database_url) as engine:
         ledger = Ledger(engine)
         status = ledger.status(send_id)
@@ -506,6 +527,9 @@ def sends_cancel(send_id: SendId) -> None:
 def _set(
     send_id: int, status: SendStatus, allowed: tuple[SendStatus, ...], reason: str | None
 ) -> None:
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.ledger import Ledger
+
     with connect(open_current_workspace().database_url) as engine:
         ledger = Ledger(engine)
         current = ledger.status(send_id)

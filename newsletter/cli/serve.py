@@ -8,9 +8,6 @@ import typer
 from rich.text import Text
 
 from newsletter.cli.app import app, err, open_current_workspace, out
-from newsletter.infra.db.engine import connect
-from newsletter.services.keys import serving_signer, signing_key_warning
-from newsletter.web.server import bind, build_app, run
 
 
 @app.command(epilog="Example: NEWSLETTER_SECRET_KEY=... newsletter serve --port 8000")
@@ -27,6 +24,10 @@ def serve(
     ] = None,
 ) -> None:
     """Serve unsubscribe, preferences, subscribe and confirmation pages."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.keys import serving_signer, signing_key_warning
+    from newsletter.web.server import bind, build_app, run
+
     workspace = open_current_workspace()
     web = workspace.settings.web
     host, port = host or web.host, port or web.port

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, open_current_workspace, out, print_json
-from newsletter.infra.db.engine import connect
-from newsletter.services.stats import SendStats, recent_stats, send_stats
+
+if TYPE_CHECKING:
+    from newsletter.services.stats import SendStats
 
 
 @app.command(epilog="Examples: newsletter stats | newsletter stats 3 --json")
 def stats(
     send_id: Annotated[
-        int | None, typer.Argument(help="One send (default: a table of recent sends).")
+        int | None,
+        typer.Argument(help="One send (default: a table of recent sends).", metavar="SEND_ID"),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Per send: outcomes, deliveries, bounces, complaints, unsubscribes, opens, clicks."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.stats import recent_stats, send_stats
+
     with connect(open_current_workspace().database_url) as engine:
         found = [send_stats(engine, send_id)] if send_id is not None else recent_stats(engine)
     if as_json:

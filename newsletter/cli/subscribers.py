@@ -6,11 +6,11 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -23,27 +23,59 @@ from newsletter.cli.app import (
     print_json,
     subscribers_app,
 )
-from newsletter.domain.personalize import delivery_key
-from newsletter.domain.subscriber import Source, Status, SubscriberRecord
 from newsletter.errors import InputError
-from newsletter.infra.db.engine import connect, make_engine, upgrade
-from newsletter.infra.settings import Settings
-from newsletter.infra.transports.outbox import forget
-from newsletter.services.exporter import export_to_file, write_csv
-from newsletter.services.importer import ImportReport, import_csv
-from newsletter.services.subscribers import Context, SubscriberStore
 
-CLI = Context(Source.CLI)
+if TYPE_CHECKING:
+    from newsletter.domain.subscriber import Status, SubscriberRecord
+    from newsletter.infra.settings import Settings
+    from newsletter.services.importer import ImportReport
+    from newsletter.services.subscribers import Context, SubscriberStore
 
-EmailArg = Annotated[str, typer.Argument(help="The subscriber's email address.")]
+
+# The values of newsletter.domain.subscriber.Status, spelt out here: that module loads
+# email-validator, which `--help` does without (tests/test_help.py checks they agree).
+class StatusName(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class NewStatus(StrEnum):
+    """All a new subscriber may start as (`add`, `import`)."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+
+
+EmailArg = Annotated[str, typer.Argument(help="The subscriber's email address.", metavar="EMAIL")]
 StatusOpt = Annotated[
-    list[Status] | None, typer.Option("--status", "-s", help="Only this status (repeatable).")
+    list[StatusName] | None,
+    typer.Option("--status", "-s", help="Only this status (repeatable)."),
 ]
 TopicOpt = Annotated[str | None, typer.Option("--topic", "-t", help="Only those following it.")]
 
 
+def _cli() -> Context:
+    """What the consent record says caused a change made here."""
+    from newsletter.domain.subscriber import Source
+    from newsletter.services.subscribers import Context
+
+    return Context(Source.CLI)
+
+
+def _statuses(names: list[StatusName] | None) -> list[Status]:
+    from newsletter.domain.subscriber import Status
+
+    return [Status(name) for name in names or []]
+
+
 @contextmanager
 def _store() -> Iterator[SubscriberStore]:
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.subscribers import SubscriberStore
+
     with connect(open_current_workspace().database_url) as engine:
         yield SubscriberStore(engine)
 
@@ -71,6 +103,8 @@ def _row(record: SubscriberRecord, settings: Settings) -> list[Text]:
 @db_app.command("upgrade", epilog="Example: newsletter db upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations (other commands also do this themselves)."""
+    from newsletter.infra.db.engine import make_engine, upgrade
+
     engine = make_engine(open_current_workspace().database_url)
     try:
         before, after = upgrade(engine)
@@ -87,13 +121,21 @@ def db_upgrade() -> None:
 def add(
     email: EmailArg,
     name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
-    topic: Annotated[list[str] | None, typer.Option("--topic", "-t", help="Repeatable.")] = None,
-    status: Annotated[Status, typer.Option("--status", help="active or pending.")] = Status.ACTIVE,
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", "-t", help="A topic to follow (repeatable).")
+    ] = None,
+    status: Annotated[
+        NewStatus, typer.Option("--status", help="How they start.")
+    ] = NewStatus.ACTIVE,
     as_json: JsonFlag = False,
 ) -> None:
     """Add one subscriber."""
+    from newsletter.domain.subscriber import Status
+
     with _store() as store:
-        record = store.add(email, name=name, topics=topic or [], status=status, context=CLI)
+        record = store.add(
+            email, name=name, topics=topic or [], status=Status(status), context=_cli()
+        )
     if as_json:
         print_json(record.to_dict())
     else:
@@ -104,14 +146,21 @@ def add(
     "import", epilog="Example: newsletter subscribers import subscribers/sample.csv --dry-run"
 )
 def import_file(
-    file: Annotated[Path, typer.Argument(help="CSV file with a header row.", dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(help="CSV file with a header row.", dir_okay=False, metavar="FILE")
+    ],
     status: Annotated[
-        Status, typer.Option("--status", help="active or pending for new addresses.")
-    ] = Status.ACTIVE,
+        NewStatus, typer.Option("--status", help="How new addresses start.")
+    ] = NewStatus.ACTIVE,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Import subscribers from CSV; the whole file or nothing. Never reactivates an opt-out."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from newsletter.domain.subscriber import Status
+    from newsletter.services.importer import import_csv
+
     size = file.stat().st_size if file.is_file() else 0
     with (
         _store() as store,
@@ -129,7 +178,7 @@ def import_file(
         report = import_csv(
             store.engine,
             file,
-            status=status,
+            status=Status(status),
             dry_run=dry_run,
             progress=lambda n: progress.advance(task, n),
         )
@@ -163,7 +212,10 @@ def _show_report(report: ImportReport) -> None:
 )
 def export(
     file: Annotated[
-        Path | None, typer.Argument(help="Output CSV (default: standard output).", dir_okay=False)
+        Path | None,
+        typer.Argument(
+            help="Output CSV (default: standard output).", dir_okay=False, metavar="FILE"
+        ),
     ] = None,
     status: StatusOpt = None,
     topic: TopicOpt = None,
@@ -176,8 +228,10 @@ def export(
 ) -> None:
     """Export subscribers as CSV, streaming (erased people are not exported); cells a
     spreadsheet would run as formulas get a leading apostrophe unless --raw."""
+    from newsletter.services.exporter import export_to_file, write_csv
+
     with _store() as store:
-        records = store.iterate(status or [], topic)
+        records = store.iterate(_statuses(status), topic)
         if file is None:
             write_csv(sys.stdout, records, raw=raw)
             return
@@ -197,7 +251,7 @@ def list_subscribers(
 ) -> None:
     """List subscribers, a page at a time."""
     with _store() as store:
-        records = store.list(status or [], topic, limit=limit, offset=(page - 1) * limit)
+        records = store.list(_statuses(status), topic, limit=limit, offset=(page - 1) * limit)
     if as_json:
         print_json([r.to_dict() for r in records])
         return
@@ -254,7 +308,7 @@ def show(email: EmailArg, as_json: JsonFlag = False) -> None:
 def unsubscribe(email: EmailArg) -> None:
     """Unsubscribe someone now (recorded with source cli)."""
     with _store() as store:
-        record, changed = store.unsubscribe(store.get(email).id, CLI)
+        record, changed = store.unsubscribe(store.get(email).id, _cli())
     out.print(f"{record.email}: {'unsubscribed' if changed else f'already {record.status}'}")
 
 
@@ -269,7 +323,7 @@ def resubscribe(
 ) -> None:
     """Make an unsubscribed, bounced or complained subscriber active again, with a reason."""
     with _store() as store:
-        record, changed = store.resubscribe(store.get(email).id, reason, CLI)
+        record, changed = store.resubscribe(store.get(email).id, reason, _cli())
     out.print(f"{record.email}: {'active again' if changed else f'already {record.status}'}")
 
 
@@ -286,9 +340,12 @@ def erase(
             raise InputError("erase needs --yes when not run interactively")
         if not typer.confirm(f"Erase {email} for good?", default=False):
             raise InputError("aborted: nothing was erased")
+    from newsletter.domain.personalize import delivery_key
+    from newsletter.infra.transports.outbox import forget
+
     workspace = open_current_workspace()
     with _store() as store:
-        record = store.erase(email, CLI)
+        record = store.erase(email, _cli())
     files = forget(workspace.state_dir / "outbox", delivery_key(record.id), email)
     out.print(
         f"erased subscriber #{record.id}; the address stays suppressed"

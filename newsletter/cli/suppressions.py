@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, open_current_workspace, out, print_json
-from newsletter.infra.db.engine import connect
-from newsletter.infra.sendgrid_api import SuppressionsApi
-from newsletter.services.suppressions import SyncReport, parse_since, sync
+
+if TYPE_CHECKING:
+    from newsletter.services.suppressions import SyncReport
 
 group = typer.Typer(
     help="SendGrid's suppression lists (bounces, spam reports, unsubscribes) and ours.",
     epilog="Example: newsletter suppressions sync --since 2026-11-01",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(group, name="suppressions")
 
@@ -41,12 +42,16 @@ def sync_command(
         typer.Option(
             "--push",
             help="Also add our unsubscribed and complained addresses to the unsubscribe "
-            "group (\\[sendgrid] asm_group_id).",
+            "group ([sendgrid] asm_group_id).",
         ),
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Pull SendGrid's suppression lists and apply them (never re-activating anyone)."""
+    from newsletter.infra.db.engine import connect
+    from newsletter.infra.sendgrid_api import SuppressionsApi
+    from newsletter.services.suppressions import parse_since, sync
+
     day = parse_since(since)
     workspace = open_current_workspace()
     settings = workspace.settings.sendgrid

@@ -95,9 +95,11 @@ def run_checks(
     template_files: Iterable[tuple[str, str]] = (),
     base_url: str = "",
     topics: Collection[str] = (),
+    theme: Iterable[Finding] = (),
 ) -> list[Finding]:
     """All findings, errors first; `probe` is the issue personalized for a sample recipient.
-    Links under `base_url` are our own pages: plain http there when it is this machine's."""
+    Links under `base_url` are our own pages: plain http there when it is this machine's.
+    `theme`: the [theme]'s own findings (`domain.theme.check_theme`), reported with these."""
     content = [
         (issue.source.file, issue.source.source_text),
         *((s.file, s.source_text) for s in issue.snippets),
@@ -114,6 +116,7 @@ def run_checks(
         *_check_footer(rendered, probe, parsed, postal_address, templates),
         *_check_html(parsed, [*content, *templates], base_url),
         *_check_leftovers(issue, probe, parsed, content, templates),
+        *theme,
     ]
     # A source's problem is found in its front matter and again as a link: say it once.
     return sorted(dict.fromkeys(findings), key=lambda f: f.severity != Severity.ERROR)

@@ -1,9 +1,11 @@
-"""The email's colours, light and dark, and the WCAG contrast they are held to.
+"""The email's built-in colours, light and dark, and the WCAG contrast they are held to.
 
-Templates take every colour from here, so the contrast test checks what readers see. Both
-schemes keep every text/background pair at WCAG AA (4.5:1); the light one also stays above
-it when a client inverts all colours itself (the Gmail app), and no pair relies on pure
-black, which inverting clients handle worst.
+Templates take every colour from the `[theme]` settings (`domain/theme.py` builds a light
+and a dark `Scheme` from them); these schemes are its defaults, the sample's look. Both
+keep every text/background pair at WCAG AA (4.5:1); the light one also stays above it when
+a client inverts all colours itself (the Gmail app), and no pair relies on pure black,
+which inverting clients handle worst. A custom theme's pairs are checked by `newsletter
+check` (`theme.check_contrast`).
 """
 
 from __future__ import annotations

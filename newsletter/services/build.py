@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,9 @@ from newsletter.domain.personalize import (
     RenderedIssue,
     personalize,
 )
-from newsletter.infra.files import write_files_atomically
+from newsletter.domain.theme import SettingsSource, check_theme
+from newsletter.infra.files import display_path, read_text, write_files_atomically
+from newsletter.infra.settings import CONFIG_FILE
 from newsletter.infra.workspace import Workspace
 from newsletter.services.library import Library
 from newsletter.services.render import Renderer
@@ -76,8 +79,21 @@ class Builder:
             template_files=self.renderer.template_sources(),
             base_url=self.workspace.settings.base_url,
             topics=list(self.workspace.settings.topics),
+            theme=theme_findings(self.workspace),
         )
         return Build(issue, rendering.mjml, rendering.rendered, probe, findings)
+
+
+def theme_findings(workspace: Workspace) -> list[Finding]:
+    """The [theme]'s contrast, logo and footer line, pointing at newsletter.toml's lines."""
+    config = workspace.root / CONFIG_FILE
+    images = workspace.issues_dir / "images"
+    return check_theme(
+        workspace.settings.theme,
+        source=SettingsSource(display_path(config), read_text(config), os.environ),
+        image_exists=lambda path: (images / path).is_file(),
+        base_url=workspace.settings.base_url,
+    )
 
 
 def default_out_dir(workspace: Workspace, slug: str) -> Path:

@@ -23,7 +23,6 @@ from markupsafe import Markup
 from newsletter.domain.issue import Issue
 from newsletter.domain.markdown import underline, wrap
 from newsletter.domain.mjml_rules import validate_mjml
-from newsletter.domain.palette import DARK, LIGHT
 from newsletter.domain.personalize import (
     CLOSE,
     OPEN,
@@ -31,6 +30,7 @@ from newsletter.domain.personalize import (
     placeholder,
     reject_reserved,
 )
+from newsletter.domain.theme import email_theme
 from newsletter.errors import InputError
 from newsletter.infra.files import display_path, read_text
 from newsletter.infra.settings import Settings
@@ -75,9 +75,9 @@ class Renderer:
         self.env.filters["wrap"] = wrap
         self.env.filters["underline"] = underline
         self.env.globals["ph"] = _placeholder
-        # Colours come from the palette (contrast-tested), in macros and includes too.
-        self.env.globals["colors"] = LIGHT
-        self.env.globals["dark"] = DARK
+        # The [theme] (colours, font, logo, footer line), in macros and includes too.
+        theme = email_theme(settings.theme, settings.base_url)
+        self.env.globals.update(theme=theme, colors=theme.light, dark=theme.dark)
         self._validated = False
 
     def template_sources(self) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from newsletter.cli import (  # noqa: F401  (they register)
     subscribers,
     suppressions,
 )
-from newsletter.cli.app import PIPE_CLOSED, app, err, options, print_json
+from newsletter.cli.app import PIPE_CLOSED, err, options, print_json, root_command
 from newsletter.errors import ExitStatus, InputError, NewsletterError
 from newsletter.infra.redaction import redact
 
@@ -32,7 +32,7 @@ def run(argv: list[str]) -> int:
     Usage errors are typer's own (exit 2), so the whole CLI speaks one set of exit codes.
     """
     try:
-        app(args=argv, prog_name="newsletter")
+        root_command().main(args=argv, prog_name="newsletter")
     except SystemExit as exc:
         if type(sys.stdout).__name__ == "PacifyFlushWrapper":
             return PIPE_CLOSED  # click's answer to a closed pipe is 1, our "check errors"

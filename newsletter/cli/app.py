@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
+import typer.main
 from rich.console import Console
-from typer.core import TyperArgument, _TyperParameter
+from typer.core import TyperArgument, TyperGroup, _TyperParameter
 
 from newsletter import __version__
 from newsletter.infra.redaction import redact
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from newsletter.infra.workspace import Workspace
 
 # Every module of this package keeps to typer, rich and the standard library at import
@@ -137,6 +143,66 @@ def open_current_workspace() -> Workspace:
             markup=False,
         )
     return workspace
+
+
+class _Subcommands(MutableMapping[str, Any]):
+    """The root's commands and groups, each made by typer when first looked up."""
+
+    def __init__(self, source: typer.Typer) -> None:
+        made = {"pretty_exceptions_short": source.pretty_exceptions_short}
+        made["rich_markup_mode"] = source.rich_markup_mode
+        self._makers: dict[str, Callable[[], Any]] = {}
+        for info in source.registered_commands:  # commands before groups, as typer lists them
+            assert info.callback is not None
+            name = info.name or typer.main.get_command_name(info.callback.__name__)
+            self._makers[name] = partial(typer.main.get_command_from_info, info, **made)
+        for group in source.registered_groups:
+            assert isinstance(group.name, str), "every group is added with a name"
+            self._makers[group.name] = partial(
+                typer.main.get_group_from_info,
+                group,
+                suggest_commands=source.suggest_commands,
+                **made,
+            )
+        self._made: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._made:
+            self._made[name] = self._makers[name]()
+        return self._made[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._makers[name] = lambda: command
+        self._made[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._makers[name]
+        self._made.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+
+def root_command() -> TyperGroup:
+    """`app` as a click group, like typer.main.get_command(app), except that its commands
+    are made when looked up: typer would read all ~50 signatures on every run (~20 ms),
+    where a command line names one. `newsletter --help` lists them, and makes them all."""
+    bare = copy.copy(app)
+    bare.registered_commands, bare.registered_groups = [], []
+    root = typer.main.get_command(bare)
+    assert isinstance(root, TyperGroup)
+    root.commands = _Subcommands(app)
+    return root
+
+
+def new_table(**options: Any) -> Table:
+    """A rich Table; rich.table is imported by the commands that print one."""
+    from rich.table import Table
+
+    return Table(**options)
 
 
 def print_json(data: Any) -> None:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli.app import (
@@ -15,6 +14,7 @@ from newsletter.cli.app import (
     app,
     err,
     issues_app,
+    new_table,
     open_current_workspace,
     out,
     print_json,
@@ -56,7 +56,7 @@ def snippets_list(
         return
     # Ids are typed back into issue files: never cut. Title and tags share a column and
     # wrap between words, so the table fits 80 columns without breaking a word.
-    table = Table(box=None)
+    table = new_table(box=None)
     table.add_column("id", no_wrap=True)
     table.add_column("title and tags", ratio=1)
     table.add_column("reviewed", no_wrap=True)
@@ -82,7 +82,7 @@ def issues_list(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json([s.to_dict() for s in states])
         return
-    table = Table(box=None)
+    table = new_table(box=None)
     table.add_column("slug", no_wrap=True)
     table.add_column("date", no_wrap=True)
     table.add_column("file", no_wrap=True)

@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
+from newsletter.cli.app import (
+    JsonFlag,
+    app,
+    err,
+    new_table,
+    open_current_workspace,
+    out,
+    print_json,
+)
 from newsletter.cli.content import show_findings
 from newsletter.errors import InputError
 from newsletter.infra.redaction import redact
@@ -168,7 +175,7 @@ def schedule_list(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json([r.to_dict() for r in records])
         return
-    table = Table(box=None)
+    table = new_table(box=None)
     for column in ("id", "what", "next due", "state", "last outcome"):
         table.add_column(column, overflow="fold")
     for r in records:

@@ -7,10 +7,17 @@ import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
+from newsletter.cli.app import (
+    JsonFlag,
+    app,
+    err,
+    new_table,
+    open_current_workspace,
+    out,
+    print_json,
+)
 from newsletter.cli.app import sends_app as group
 from newsletter.cli.content import show_findings
 from newsletter.cli.schedule import schedule_from_send
@@ -379,7 +386,7 @@ def _summary(record: SendRecord, as_json: bool) -> None:
     if as_json:
         print_json(record.to_dict())
         return
-    table = Table(title=f"send #{record.id}: {record.status}", box=None, title_justify="left")
+    table = new_table(title=f"send #{record.id}: {record.status}", box=None, title_justify="left")
     table.add_column("outcome")
     table.add_column("recipients", justify="right")
     for status, count in record.counts.items():
@@ -429,7 +436,7 @@ def sends_list(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json([r.to_dict() for r in records])
         return
-    table = Table(box=None)  # fits 80 columns: the outcomes fold, nothing else wraps
+    table = new_table(box=None)  # fits 80 columns: the outcomes fold, nothing else wraps
     for column in ("id", "issue", "status", "transport", "total", "outcomes", "created"):
         table.add_column(
             column,

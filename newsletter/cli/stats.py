@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from newsletter.cli.app import JsonFlag, app, open_current_workspace, out, print_json
+from newsletter.cli.app import JsonFlag, app, new_table, open_current_workspace, out, print_json
 
 if TYPE_CHECKING:
     from newsletter.services.stats import SendStats
@@ -34,7 +33,7 @@ def stats(
     if send_id is not None:
         _one(found[0])
         return
-    table = Table(box=None)  # fits 80 columns: counts with their rate, "4 50%"
+    table = new_table(box=None)  # fits 80 columns: counts with their rate, "4 50%"
     for column in (
         "id",
         "issue",

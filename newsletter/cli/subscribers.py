@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli.app import (
     JsonFlag,
     db_app,
     err,
+    new_table,
     open_current_workspace,
     out,
     print_json,
@@ -190,7 +190,7 @@ def import_file(
 
 def _show_report(report: ImportReport) -> None:
     out.print(f"{'dry run: ' if report.dry_run else ''}{report.file}: {report.rows} rows")
-    table = Table(box=None)
+    table = new_table(box=None)
     table.add_column("outcome")
     table.add_column("count", justify="right")
     for label in ("added", "updated", "unchanged", "skipped", "invalid"):
@@ -255,7 +255,7 @@ def list_subscribers(
     if as_json:
         print_json([r.to_dict() for r in records])
         return
-    table = Table(box=None)
+    table = new_table(box=None)
     for column in ("id", "email", "name", "status", "topics", "since"):
         table.add_column(column, no_wrap=column in ("id", "email"))
     settings = open_current_workspace().settings

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from newsletter.cli.app import JsonFlag, app, open_current_workspace, out, print_json
+from newsletter.cli.app import JsonFlag, app, new_table, open_current_workspace, out, print_json
 
 if TYPE_CHECKING:
     from newsletter.services.suppressions import SyncReport
@@ -67,7 +66,7 @@ def sync_command(
 def _show(report: SyncReport) -> None:
     scope = f"since {report.since:%Y-%m-%d} (UTC)" if report.since else "everything"
     out.print(Text(f"SendGrid suppression lists, {scope}:"))
-    table = Table(box=None)
+    table = new_table(box=None)
     for column in ("list", "pulled", "on our list", "new", "changed", "makes them"):
         table.add_column(column, justify="left" if column in ("list", "makes them") else "right")
     for k in report.kinds:

@@ -1,4 +1,7 @@
-"""Dark mode: declared to clients, styled from a palette whose every pair passes WCAG AA."""
+"""Dark mode: declared to clients, styled from a palette whose every pair passes WCAG AA.
+
+The templates take their colours from the [theme] settings; with none set (the sample) the
+theme is this built-in palette, so these tests pin it. Custom themes: test_theme.py."""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def test_light_pairs_stay_readable_when_a_client_inverts_every_colour(pair):
     assert contrast_ratio(foreground, background) >= AA_NORMAL_TEXT
 
 
-def test_every_colour_in_the_email_templates_comes_from_the_palette():
+def test_every_colour_in_the_email_templates_comes_from_the_theme():
     for template in TEMPLATES.glob("*.j2"):
         assert not HEX.findall(template.read_text(encoding="utf-8")), template.name
 

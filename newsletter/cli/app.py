@@ -149,8 +149,10 @@ class _Subcommands(MutableMapping[str, Any]):
     """The root's commands and groups, each made by typer when first looked up."""
 
     def __init__(self, source: typer.Typer) -> None:
-        made = {"pretty_exceptions_short": source.pretty_exceptions_short}
-        made["rich_markup_mode"] = source.rich_markup_mode
+        made: dict[str, Any] = {
+            "pretty_exceptions_short": source.pretty_exceptions_short,
+            "rich_markup_mode": source.rich_markup_mode,
+        }
         self._makers: dict[str, Callable[[], Any]] = {}
         for info in source.registered_commands:  # commands before groups, as typer lists them
             assert info.callback is not None

@@ -16,7 +16,7 @@ from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.personalize import RenderedIssue
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import reading
-from newsletter.infra.db.schema import deliveries, sends, subscribers
+from newsletter.infra.db.schema import deliveries, send_snippets, sends, subscribers
 from newsletter.infra.redaction import redact
 from newsletter.services.audience import Audience
 from newsletter.services.subscribers import now, utc
@@ -77,11 +77,15 @@ class Ledger:
         audience: Audience | None = None,
         *,
         again: bool = False,
+        snippets: Sequence[tuple[str, str]] = (),
     ) -> SendRecord:
         """Freeze the render and snapshot the audience in one transaction; refuse an issue
-        that already has a send (not cancelled) unless `again`."""
+        that already has a send (not cancelled) unless `again`. `snippets`: the (id,
+        content hash) of each snippet the render carries, in order (reuse tracking)."""
         with self.engine.begin() as connection:
-            send_id = self.insert_send(connection, rendered, transport, audience, again=again)
+            send_id = self.insert_send(
+                connection, rendered, transport, audience, again=again, snippets=snippets
+            )
         return self.get(send_id)
 
     def insert_send(
@@ -92,6 +96,7 @@ class Ledger:
         audience: Audience | None = None,
         *,
         again: bool = False,
+        snippets: Sequence[tuple[str, str]] = (),
     ) -> int:
         """`create_send` inside a caller's transaction (a schedule firing guards its own
         row in the same one)."""
@@ -129,6 +134,9 @@ class Ledger:
             select(func.count()).where(deliveries.c.send_id == send_id)
         ).scalar_one()
         connection.execute(update(sends).where(sends.c.id == send_id).values(total=total))
+        carried = _carried_rows(send_id, snippets)
+        if carried:
+            connection.execute(insert(send_snippets), carried)
         return send_id
 
     def earlier_send(self, slug: str) -> SendRecord | None:
@@ -307,6 +315,21 @@ def lock_issue(connection: Connection, slug: str) -> None:
     if connection.dialect.name == "postgresql":
         key = zlib.crc32(f"issue:{slug}".encode())
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def _carried_rows(send_id: int, snippets: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """One row per snippet id, at its first position (a snippet shown twice, say as a
+    teaser and in full, was still carried once)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for snippet_id, content_hash in snippets:
+        if snippet_id not in rows:
+            rows[snippet_id] = {
+                "send_id": send_id,
+                "snippet_id": snippet_id,
+                "content_hash": content_hash,
+                "position": len(rows),
+            }
+    return list(rows.values())
 
 
 def _record(row: Any, counts: dict[str, int]) -> SendRecord:

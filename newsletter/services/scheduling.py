@@ -311,6 +311,7 @@ class ScheduleBook:
                     plan.transport,
                     plan.audience,
                     again=record.again,
+                    snippets=plan.snippets,
                 )
             except InputError as exc:  # sent meanwhile by hand
                 self._change(

@@ -38,6 +38,7 @@ from newsletter.services.claims import Claimed, WorkQueue
 from newsletter.services.dispatch import Dispatcher, SendOptions, recipient_for, stream_of
 from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
 from newsletter.services.links import list_identity, signer
+from newsletter.services.reuse import carried_snippets
 from newsletter.services.subscribers import now, parse_address, utc
 
 
@@ -76,6 +77,11 @@ class SendPlan:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.build.findings if f.severity == Severity.WARNING]
+
+    @property
+    def snippets(self) -> list[tuple[str, str]]:
+        """(id, content hash) of each snippet the render carries, for the ledger."""
+        return carried_snippets(self.build.issue)
 
 
 def build_for_sending(workspace: Workspace, issue: str, *, allow_draft: bool = False) -> Build:
@@ -133,7 +139,9 @@ def probe(transport: Transport) -> None:
 
 
 def create_send(ledger: Ledger, plan: SendPlan, *, again: bool = False) -> SendRecord:
-    return ledger.create_send(plan.build.rendered, plan.transport, plan.audience, again=again)
+    return ledger.create_send(
+        plan.build.rendered, plan.transport, plan.audience, again=again, snippets=plan.snippets
+    )
 
 
 def options_for(

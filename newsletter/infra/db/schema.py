@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -122,6 +123,19 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
     UniqueConstraint("send_id", "subscriber_id", name="uq_deliveries_send_subscriber"),
     Index("ix_deliveries_send_status", "send_id", "status", "id"),
+)
+
+# Which snippets a send carried, and the hash of each snippet file's text at the time:
+# reuse tracking (services/reuse.py). Written with the send, in its transaction.
+send_snippets = Table(
+    "send_snippets",
+    metadata,
+    Column("send_id", Id, ForeignKey("sends.id"), nullable=False),
+    Column("snippet_id", String(200), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    PrimaryKeyConstraint("send_id", "snippet_id", name="pk_send_snippets"),
+    Index("ix_send_snippets_snippet", "snippet_id", "send_id"),
 )
 
 workers = Table(

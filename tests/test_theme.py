@@ -305,6 +305,14 @@ def test_derived_colours_keep_every_pair_readable(values):
     assert check_contrast(theme) == []
 
 
+def test_a_dark_brand_follows_into_dark_mode_as_it_is_a_bright_one_toned_down():
+    """Seen in the screenshots: a navy band darkened towards the dark page vanished."""
+    assert schemes(ThemeSettings(brand="#14213d"))[1].brand == "#14213d"
+    toned = schemes(ThemeSettings(brand="#c2410c"))[1].brand
+    assert contrast_ratio(toned, DARK.page) < contrast_ratio("#c2410c", DARK.page)
+    assert contrast_ratio("#ffffff", toned) >= AA_NORMAL_TEXT
+
+
 # ---- dark ----------------------------------------------------------------------------
 
 
@@ -354,6 +362,8 @@ def test_a_logo_url_is_shown_in_the_header_band_at_its_width_with_alt(sample):
     assert 'width="150"' in tag
     band = html.index("background:#1b2a4a")
     assert band < html.index("https://cdn.example.org/brand/logo.png") < html.index("<h1")
+    # The date beside it stays on one line on phones (it wrapped in a serif font).
+    assert '<span style="white-space:nowrap">3 December 2026</span>' in html
     assert not [f for f in result.findings if f.code.startswith(("theme-", "image-"))]
 
 

@@ -10,8 +10,9 @@ findings out. How the colours the theme does not name are made:
   less when that would drop it under WCAG AA on the band.
 - Dark (`prefers-color-scheme: dark`): each colour `[theme.dark]` sets, else the built-in
   dark scheme; but a custom light `brand` (and its `on_brand`) or `accent` follows into the
-  dark scheme when `[theme.dark]` does not name one: the band is the brand darkened 20%
-  towards the dark page (when its text is the lighter colour), the link is the accent
+  dark scheme when `[theme.dark]` does not name one: the band is the brand, darkened 20%
+  towards the dark page when it is bright against it (over 2:1) under lighter text (a
+  navy band stays as it is), the link is the accent
   made lighter (same hue) until it passes AA on the dark card and page.
 - A derived colour keeps the hand-tuned built-in value while the colours it derives from
   are the built-in ones, so the default theme is exactly the built-in palette.
@@ -53,6 +54,7 @@ RULE_MIX = 0.12
 DARK_RULE_MIX = 0.15
 ON_BRAND_MUTED_MIX = 0.15
 DARK_BRAND_MIX = 0.2
+DARK_BRAND_GLARE = 2.0  # a band this much brighter than the dark page is toned down
 
 
 class DarkValues(Protocol):
@@ -184,7 +186,8 @@ def dark_scheme(theme: ThemeValues, light: Scheme | None = None) -> Scheme:
         brand, on_brand = DARK.brand, own("on_brand") or light.on_brand
     else:  # the custom brand follows into dark mode, a little darker under light text
         on_brand = own("on_brand") or light.on_brand
-        darker = _lighter(on_brand, light.brand)
+        glaring = contrast_ratio(light.brand, page) > DARK_BRAND_GLARE
+        darker = _lighter(on_brand, light.brand) and glaring
         brand = mix(light.brand, page, DARK_BRAND_MIX) if darker else light.brand
     if own("accent"):
         link = own("accent") or ""

@@ -33,13 +33,27 @@ cite it inline as [Author et al., year](https://doi.org/...).
 
 def issue_text(subject: str, snippet_ids: Sequence[str], day: date) -> str:
     listed = "\n".join(f"  - {sid}" for sid in snippet_ids) or f"  - {TK}"
+    return _issue(subject, day, f"snippets:\n{listed}")
+
+
+def issue_text_with_sections(
+    subject: str, sections: Sequence[tuple[str, Sequence[str]]], day: date
+) -> str:
+    """An issue whose snippets are grouped under titled sections, in the given order."""
+    blocks = []
+    for title, snippet_ids in sections:
+        listed = "\n".join(f"      - {sid}" for sid in snippet_ids)
+        blocks.append(f"  - title: {_quoted(title)}\n    snippets:\n{listed}")
+    return _issue(subject, day, "sections:\n" + "\n".join(blocks))
+
+
+def _issue(subject: str, day: date, snippets: str) -> str:
     return f"""---
 subject: {_quoted(subject)}
 preheader: "{TK}: the line inboxes show after the subject."
 date: {day.isoformat()}
 status: draft
-snippets:
-{listed}
+{snippets}
 ---
 {TK}: the introduction, a short paragraph or two in Markdown.
 """

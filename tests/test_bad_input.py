@@ -138,13 +138,13 @@ def test_unknown_mjml_tag(sample, build):
 
 def test_attribute_not_allowed_on_tag(sample, build):
     line = sample.edit(
-        "templates/email/issue.mjml.j2",
-        '<mj-column width="60%">',
-        '<mj-column width="60%"\n        bogus="1">',
+        "templates/email/masthead.mjml.j2",
+        '<mj-column width="60%"',
+        '<mj-column width="60%"\n        bogus="1"',
     )
     assert_one_line_error(
         build(),
-        f"templates/email/issue.mjml.j2:{line + 1}",
+        f"templates/email/masthead.mjml.j2:{line + 1}",
         "attribute 'bogus' is not allowed on <mj-column>",
     )
 

@@ -276,7 +276,7 @@ def reuse_findings(
                     deliveries.join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 )
                 .where(
-                    deliveries.c.send_id.in_({c.send_id for c in earlier}),
+                    deliveries.c.send_id.in_(sorted({c.send_id for c in earlier})),
                     deliveries.c.status == SENT,
                     *reach,
                 )

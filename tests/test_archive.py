@@ -19,6 +19,8 @@ from newsletter.services.sending import create_send, plan_send
 BASE = "https://news.follicle-notes.example.com"
 WELCOME, EVIDENCE = "2026-12-welcome", "2027-01-evidence"
 IMAGE = "https://images.example.org/scalp-closeup.jpg"
+# The sample's local image (how-microneedling-works), published beside the pages.
+LOCAL_IMAGE = f"{BASE}/archive/images/needle-depth-range.png"
 
 
 class Page(HTMLParser):
@@ -94,8 +96,11 @@ def test_build_writes_index_pages_and_feed_of_sent_and_published_issues(sending,
         f"{WELCOME}/index.html",
         "2027-02-published/index.html",
         "feed.xml",
+        "images/needle-depth-range.png",
         "index.html",
     ]
+    sample_image = sending.sample.root / "issues/images/needle-depth-range.png"
+    assert (out / "images/needle-depth-range.png").read_bytes() == sample_image.read_bytes()
     index = (out / "index.html").read_text()
     assert index.index("Published, never mailed") < index.index("Can hundreds of tiny scalp")
     assert 'href="2027-02-published/"' in index and f'href="{WELCOME}/"' in index
@@ -186,7 +191,8 @@ def test_pages_have_canonical_url_og_tags_and_no_external_assets(cli, sample, tm
         page.meta("og:description") == page.meta("description") == "A short teaser for the inbox."
     )
     assert page.meta("og:image") == IMAGE
-    assert [img["src"] for img in page.all("img")] == [IMAGE]  # only the issue's own image
+    # Only the issue's own images: the remote one, and the sample snippet's local one.
+    assert [img["src"] for img in page.all("img")] == [IMAGE, LOCAL_IMAGE]
     assert f"{BASE}/subscribe" in [a.get("href") for a in page.all("a")]
     assert page.title == "A test issue · Follicle Notes"
 
@@ -271,7 +277,7 @@ def test_serve_answers_archive_pages_and_feed_and_404s_the_rest(web, sample):
     assert page.status_code == 200
     for response in (index, page):
         policy = response.headers["content-security-policy"]
-        assert "img-src https: data:" in policy and "frame-ancestors 'none'" in policy
+        assert "img-src 'self' https: data:" in policy and "frame-ancestors 'none'" in policy
         assert "script-src" not in policy and "default-src 'none'" in policy
         assert "x-robots-tag" not in response.headers
         assert "noindex" not in response.text

@@ -40,6 +40,22 @@ def person(web):
     )
 
 
+def sample_images(tab: Tab, base_url: str, *, folder: Path | None = None, served: str = ""):
+    """The issues' images load from {base_url}/archive/images/, a host that does not exist
+    here: answer them from the `serve` under test (`served`), or from the folder."""
+
+    def answer(route) -> None:
+        name = route.request.url.rsplit("/", 1)[1]
+        if served:
+            route.fulfill(response=route.fetch(url=f"{served}/archive/images/{name}"))
+        elif folder is not None and (folder / name).is_file():
+            route.fulfill(body=(folder / name).read_bytes(), content_type="image/png")
+        else:
+            route.fulfill(status=404)
+
+    tab.page.route(f"{base_url}/archive/images/*", answer)
+
+
 def eventually(check, timeout: float = 5.0):
     """The subscribe form answers first and works after: wait for the work to show."""
     deadline = time.monotonic() + timeout
@@ -160,7 +176,9 @@ def test_a_bogus_link_gets_the_friendly_not_found_page(web, tab: Tab):
     tab.shoot("not-found")
 
 
-def test_preview_page(cli, tab: Tab):
+def test_preview_page(cli, sample, tab: Tab):
+    workspace = open_workspace(sample.root)
+    sample_images(tab, workspace.settings.base_url, folder=workspace.issues_dir / "images")
     result = cli("preview", "2026-12-welcome")
     assert result.code == 0, result.err
     path = Path(result.out.strip())
@@ -172,7 +190,9 @@ def test_preview_page(cli, tab: Tab):
 
 def test_the_email_light_and_dark(sample, tab: Tab):
     """The issue as the sample reader gets it (placeholders filled), at 600 and 375 px."""
-    build = Builder(open_workspace(sample.root)).build("2026-12-welcome")
+    workspace = open_workspace(sample.root)
+    sample_images(tab, workspace.settings.base_url, folder=workspace.issues_dir / "images")
+    build = Builder(workspace).build("2026-12-welcome")
     assert "⟦" not in build.probe.html
     tab.page.set_content(build.probe.html)
     tab.page.get_by_text("Unsubscribe").first.wait_for()
@@ -185,6 +205,7 @@ def test_archive_and_an_issue_page(sample, web, tab: Tab):
     sample.edit("issues/2026-12-welcome.md", "status: ready", "status: published")
     subject = "Can hundreds of tiny scalp pricks help thinning hair?"
     page = tab.page
+    sample_images(tab, web.workspace.settings.base_url, served=web.url)
     response = page.goto(f"{web.url}/archive/")
     assert response.status == 200
     tab.shoot("archive")

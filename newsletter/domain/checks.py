@@ -12,6 +12,7 @@ from datetime import date
 from html.parser import HTMLParser
 
 from newsletter.domain.findings import Finding, Severity
+from newsletter.domain.image_checks import image_src_allowed
 from newsletter.domain.issue import Issue
 from newsletter.domain.links import is_allowed_link
 from newsletter.domain.personalize import (
@@ -364,7 +365,7 @@ def _check_html(parsed: _Tags, files: list[tuple[str, str]], base_url: str) -> l
                     Severity.ERROR, "image-no-alt", f"image {src!r} has no alt text", file, line
                 )
             )
-        if src and (not is_allowed_link(src) or src.lower().startswith("mailto:")):
+        if src and not image_src_allowed(src, local):
             file, line = _locate(src, files)
             out.append(
                 Finding(

@@ -9,6 +9,7 @@ is written once, at the end, instead of in the middle of a sentence.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -67,6 +68,15 @@ class References:
         if url not in self._links:
             self._links[url] = Reference(len(self._known) + len(self._links) + 1, url)
         return self._links[url]
+
+    def citing_only(self) -> References:
+        """A view that numbers citations together with this one but keeps its other links
+        to itself: for Markdown read only for its citations (a teaser's body, which the
+        email leaves out), so that its sources keep their numbers and their place in the
+        list, and no link it does not show is listed."""
+        view = copy.copy(self)  # shares what is known and cited
+        view._links = {}
+        return view
 
     @property
     def sources(self) -> list[Reference]:

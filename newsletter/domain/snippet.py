@@ -6,9 +6,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+)
 
 from newsletter.domain.frontmatter import FrontMatter, parse_document
+from newsletter.domain.images import local_name, parse_image_ref
 from newsletter.domain.links import require_https
 from newsletter.errors import InputError
 
@@ -35,7 +44,14 @@ class SnippetMeta(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     reviewed: date
     alt: str | None = None
-    image: HttpsUrl | None = None
+    # An https URL, or a file in issues/images/ written `images/<file>` (domain/images.py).
+    image: Annotated[str, AfterValidator(parse_image_ref)] | None = None
+    credit: str | None = Field(default=None, min_length=1, max_length=200)
+    # A remote image's size in pixels (a local file's is read from the file), and its
+    # weight in bytes for the issue's image budget (`[checks] image_max_kb`).
+    width: PositiveInt | None = None
+    height: PositiveInt | None = None
+    bytes: PositiveInt | None = None
 
     @field_validator("image")
     @classmethod
@@ -44,6 +60,18 @@ class SnippetMeta(BaseModel):
         if image and not (alt and alt.strip()):
             raise ValueError("an image needs alt text describing it (add an 'alt:' line)")
         return image
+
+    @field_validator("credit", "width", "height", "bytes")
+    @classmethod
+    def _only_with_a_remote_image(cls, value: object, info: ValidationInfo) -> object:
+        image = info.data.get("image")
+        if value is not None and not image:
+            raise ValueError("only goes with an 'image:'")
+        if value is not None and info.field_name != "credit" and local_name(image or ""):
+            raise ValueError(
+                "is read from the file itself for an image in issues/images/; remove this line"
+            )
+        return value
 
 
 @dataclass(frozen=True)

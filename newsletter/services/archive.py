@@ -2,7 +2,9 @@
 the web without anybody's links, as pages, an index and an Atom feed.
 
 One builder serves both `newsletter archive build` (a static folder, swapped in whole)
-and `newsletter serve` (kept in memory, rebuilt when the files or the ledger change).
+and `newsletter serve` (kept in memory, rebuilt when the files or the ledger change). The
+images in issues/images/ are published beside the pages (`images/<file>`): the static
+folder gets a copy, `serve` answers them from the workspace (web/archive.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends
 from newsletter.infra.files import display_path
 from newsletter.infra.workspace import Workspace
+from newsletter.services.composition import images_dir, published_images
 from newsletter.services.library import Library
 from newsletter.services.render import Renderer
 from newsletter.services.subscribers import utc
@@ -70,7 +73,7 @@ class State:
     """What the output depends on: the workspace's content and template files (by content)
     and, per issue, when it first went out."""
 
-    files: dict[str, bytes]
+    files: dict[str, bytes]  # images by size and time of change: pages use their size
     releases: dict[str, datetime]
     key: str
 
@@ -84,9 +87,11 @@ class ArchiveSite:
     pages: dict[str, bytes]  # slug -> the page
     feed: bytes
     problems: list[Problem] = field(default_factory=list)
+    images: dict[str, Path] = field(default_factory=dict)  # name -> file in issues/images/
 
     def files(self) -> dict[str, bytes]:
-        """Relative path -> content, as the static folder holds them."""
+        """Relative path -> content of the pages, as the static folder holds them (the
+        images are copied from `images`, under `images/`)."""
         out = {"index.html": self.index, "feed.xml": self.feed}
         out.update({f"{slug}/index.html": page for slug, page in self.pages.items()})
         return out
@@ -160,6 +165,12 @@ class ArchiveService:
                 files[str(path.relative_to(root))] = path.read_bytes()
             except OSError:
                 continue  # removed while we looked: the next state sees it gone
+        for path in published_images(images_dir(self.workspace.issues_dir)).values():
+            try:
+                seen = path.stat()
+            except OSError:
+                continue
+            files[str(path.relative_to(root))] = f"{seen.st_size}:{seen.st_mtime_ns}".encode()
         releases = self.releases()
         key = _digest(
             *(f"{name}:{_digest(data)}" for name, data in sorted(files.items())),
@@ -176,7 +187,11 @@ class ArchiveService:
         pages: dict[str, bytes] = {}
         kept: dict[str, _Rendered] = {}
         templates = _digest(
-            *(d for n, d in sorted(state.files.items()) if n.startswith("templates/"))
+            *(
+                f"{n}:{_digest(d)}"
+                for n, d in sorted(state.files.items())
+                if n.startswith(("templates/", "issues/images/"))
+            )
         )
         for done, issue_file in enumerate(chosen, 1):
             key = self._render_key(issue_file, state, templates)
@@ -198,7 +213,8 @@ class ArchiveService:
             INDEX_TEMPLATE, {"site": self.site, "entries": entries}
         ).encode()
         feed = atom_feed(self.site, entries, generator=f"newsletter {__version__}")
-        return ArchiveSite(state.key, self.site, entries, index, pages, feed, problems)
+        images = published_images(images_dir(self.workspace.issues_dir))
+        return ArchiveSite(state.key, self.site, entries, index, pages, feed, problems, images)
 
     def _public_issues(self, state: State) -> tuple[list[IssueFile], list[Problem]]:
         chosen: list[IssueFile] = []
@@ -224,7 +240,8 @@ class ArchiveService:
         return chosen, problems
 
     def _render_key(self, issue_file: IssueFile, state: State, templates: str) -> str:
-        """What an issue's public render depends on: its file, its snippets, the templates."""
+        """What an issue's public render depends on: its file, its snippets, the templates
+        and the images (whose sizes the pages hold)."""
         folder = self.workspace.snippets_dir.relative_to(self.workspace.root)
         used = [state.files.get(str(folder / f"{sid}.md"), b"") for sid in issue_file.meta.snippets]
         return _digest(issue_file.slug, issue_file.source_text, *used, templates)
@@ -321,6 +338,7 @@ def write_site(site: ArchiveSite, out_dir: Path) -> dict[str, Path]:
             shown,
         )
     files = site.files()
+    images = {f"images/{name}": path for name, path in site.images.items()}
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -334,12 +352,15 @@ def write_site(site: ArchiveSite, out_dir: Path) -> dict[str, Path]:
             path = staged / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
+        for name, source in images.items():
+            (staged / name).parent.mkdir(exist_ok=True)
+            shutil.copyfile(source, staged / name)
         _swap_in(staged, out_dir)
     except OSError as exc:
         raise InputError(f"cannot write output: {exc.strerror or exc}", shown) from None
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    return {name: out_dir / name for name in files}
+    return {name: out_dir / name for name in [*files, *images]}
 
 
 def _swap_in(staged: Path, target: Path) -> None:

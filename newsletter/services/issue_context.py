@@ -1,7 +1,8 @@
 """What the email templates get for one issue: content, citations and links.
 
-Rendered in reading order (introduction, then each snippet's body and its sources), so the
-first source cited is number 1 in the HTML and in the text alike.
+Rendered in reading order (introduction, then each section's snippets: body and sources), so
+the first source cited is number 1 in the HTML and in the text alike. Sections, teasers and
+images come from `services/composition.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from newsletter.domain.issue import Issue
 from newsletter.domain.links import Utm, tag_url
 from newsletter.domain.markdown import render_markdown
 from newsletter.infra.settings import Settings
+from newsletter.services.composition import sections_context
 
 # After the preheader: invisible characters, so inboxes do not go on with the body text.
 PREHEADER_FILLER = Markup("&#847;&zwnj;&nbsp;" * 90)
@@ -42,26 +44,10 @@ def issue_context(issue: Issue, settings: Settings, *, public: bool) -> dict[str
     utm = None if public else issue_utm(settings, issue.slug)
     refs = References((s.title, s.url) for snippet in issue.snippets for s in snippet.meta.sources)
     intro = render_markdown(issue.source.intro, utm, refs=refs, top_heading=SNIPPET_TOP_HEADING)
-    snippets = []
-    for snippet in issue.snippets:
-        body = render_markdown(snippet.body, utm, refs=refs, top_heading=SNIPPET_TOP_HEADING)
-        cited = [refs.cite(source.url) for source in snippet.meta.sources]
-        meta = snippet.meta
-        snippets.append(
-            {
-                "id": snippet.id,
-                "title": meta.title,
-                "summary": meta.summary,
-                "tags": meta.tags,
-                "html": Markup(body.html),
-                "text": body.text,
-                "image": meta.image,
-                "alt": meta.alt,
-                "citations": sorted(
-                    {c for c in cited if c is not None}, key=lambda ref: ref.number
-                ),
-            }
-        )
+    page = archive_url(settings, issue.slug)
+    composed = sections_context(
+        issue, refs=refs, utm=utm, public=public, base_url=settings.base_url, page_url=page
+    )
     day = issue.meta.date
     return {
         "public": public,
@@ -74,9 +60,9 @@ def issue_context(issue: Issue, settings: Settings, *, public: bool) -> dict[str
             "date_text": f"{day.day} {day:%B %Y}",
             "intro_html": Markup(intro.html),
             "intro_text": intro.text,
-            "archive_url": tag_url(archive_url(settings, issue.slug), utm),
+            "archive_url": tag_url(page, utm),
         },
-        "snippets": snippets,
+        **composed,  # sections, toc, snippets (services/composition.py)
         "sources": [_tagged(source, utm) for source in refs.sources],
         "links": refs.links,  # the text part's other links, numbered after the sources
     }

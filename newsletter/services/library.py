@@ -10,6 +10,7 @@ from newsletter.domain.snippet import Snippet, parse_snippet
 from newsletter.errors import InputError
 from newsletter.infra.files import display_path, read_text
 from newsletter.infra.workspace import Workspace
+from newsletter.services.composition import images_dir, read_local_images
 
 
 @dataclass
@@ -57,12 +58,14 @@ class Library:
         return parse_issue(path.stem, read_text(path), display_path(path))
 
     def compose(self, ref: str) -> Issue:
-        """Parse the issue and only the snippets it uses; any snippet id can be suggested."""
+        """Parse the issue and only the snippets it uses (any snippet id can be suggested),
+        and read the local images they show (`services/composition.py`)."""
         issue = self.load_issue(ref)
         paths = self.snippet_paths()
         wanted = {sid: paths[sid] for sid in issue.meta.snippets if sid in paths}
         loaded = {sid: self.load_snippet(path) for sid, path in wanted.items()}
-        return compose(issue, loaded, known_ids=paths)
+        images = read_local_images(images_dir(self.workspace.issues_dir), loaded.values())
+        return compose(issue, loaded, known_ids=paths, images=images)
 
 
 def _markdown_files(folder: Path) -> list[Path]:

@@ -1,8 +1,10 @@
-"""The public archive on `serve`: GET /archive/, /archive/{slug}/ and /feed.xml.
+"""The public archive on `serve`: GET /archive/, /archive/{slug}/, /feed.xml and the
+images issues show, /archive/images/{file}.
 
 Thin: the pages come from the same service as `newsletter archive build`, cached in
-memory until the issue files or the ledger change. Unknown and unpublished slugs raise
-404, which the app answers with its not-found page.
+memory until the issue files or the ledger change; images are read from issues/images/
+(only files directly in it, with an image name and type). Unknown and unpublished slugs
+and unknown images raise 404, which the app answers with its not-found page.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from newsletter.domain.images import content_type
 from newsletter.services.archive import ArchiveCache, ArchiveSite
+from newsletter.services.composition import image_path, images_dir
 
-# The subscriber pages' policy, plus images: issues may show https images of their own.
+# The subscriber pages' policy, plus images: issues may show https images of their own, and
+# ours from /archive/images/ ('self', for a `serve` on this machine over plain http).
 # (The middleware adds its headers only where a route has not set them.)
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; img-src https: data:; "
+    "Content-Security-Policy": "default-src 'none'; img-src 'self' https: data:; "
     "style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     # Public, but checked again on every visit (a 304 when unchanged, thanks to the ETag):
     # an issue taken off the archive, or corrected, shows at once.
@@ -42,6 +47,7 @@ def archive_routes(ctx: ArchiveContext) -> list[BaseRoute]:
     return [
         Route("/archive", to_index, methods=["GET"]),
         Route("/archive/", partial(index, ctx), methods=["GET"]),
+        Route("/archive/images/{name}", partial(image, ctx), methods=["GET"]),
         Route("/archive/{slug}", partial(to_page, ctx), methods=["GET"]),
         Route("/archive/{slug}/", partial(page, ctx), methods=["GET"]),
         Route("/feed.xml", partial(feed, ctx), methods=["GET"]),
@@ -84,3 +90,17 @@ async def page(ctx: ArchiveContext, request: Request) -> Response:
 
 async def feed(ctx: ArchiveContext, request: Request) -> Response:
     return _answer(request, (await _site(ctx)).feed, ATOM)
+
+
+async def image(ctx: ArchiveContext, request: Request) -> Response:
+    name = request.path_params["name"]
+    folder = images_dir(ctx.cache.service.workspace.issues_dir)
+    path = image_path(folder, name)
+    kind = content_type(name)
+    if path is None or kind is None:
+        raise HTTPException(404)
+    try:
+        body = await run_in_threadpool(path.read_bytes)
+    except OSError:
+        raise HTTPException(404) from None
+    return _answer(request, body, kind)

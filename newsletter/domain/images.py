@@ -100,7 +100,7 @@ def display_size(width: int, height: int, max_width: int = MAX_WIDTH) -> tuple[i
     (never up), keeping the proportions; at least 1 px each."""
     if width <= max_width:
         return width, height
-    return max_width, max(1, round(height * max_width / width))
+    return max_width, max(1, (height * max_width + width // 2) // width)  # half rounds up
 
 
 def image_dimensions(data: bytes) -> tuple[int, int] | None:

@@ -50,6 +50,16 @@ def jpeg(width: int, height: int) -> bytes:
     return b"\xff\xd8" + app0 + dqt + b"\xff\xff" + sof + b"\xff\xda\x00\x02\xff\xd9"
 
 
+def exif(orientation: int, order: str = ">") -> bytes:
+    """An APP1 segment holding only the Exif Orientation tag."""
+    mark = b"MM" if order == ">" else b"II"
+    entry = struct.pack(order + "HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = mark + struct.pack(order + "HI", 42, 8) + struct.pack(order + "H", 1) + entry
+    tiff += struct.pack(order + "I", 0)
+    body = b"Exif\0\0" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+
+
 def webp(kind: bytes, payload: bytes) -> bytes:
     chunk = kind + struct.pack("<I", len(payload)) + payload
     return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
@@ -98,6 +108,16 @@ def test_dimensions_are_read_from_png_gif_jpeg_and_webp_headers():
     assert image_dimensions(webp(b"VP8L", b"\x2f" + struct.pack("<I", bits))) == (300, 150)
     extended = bytes(4) + (299).to_bytes(3, "little") + (149).to_bytes(3, "little")
     assert image_dimensions(webp(b"VP8X", extended)) == (300, 150)
+
+
+def test_a_jpeg_stored_on_its_side_is_measured_as_shown():
+    photo = jpeg(4000, 3000)
+    for orientation, size in ((1, (4000, 3000)), (3, (4000, 3000)), (6, (3000, 4000))):
+        for order in (">", "<"):
+            turned = photo[:2] + exif(orientation, order) + photo[2:]
+            assert image_dimensions(turned) == size, (orientation, order)
+    broken = b"\xff\xe1" + struct.pack(">H", 16) + b"Exif\0\0MM\0\x2a\xff\xff\xff\xff"
+    assert image_dimensions(photo[:2] + broken + photo[2:]) == (4000, 3000)
 
 
 @pytest.mark.parametrize(

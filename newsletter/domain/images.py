@@ -136,9 +136,12 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a length
 
 
 def _jpeg(data: bytes) -> tuple[int, int] | None:
+    """The frame's size, turned as the Exif orientation says (phones store photos on their
+    side and set 5-8: width and height swap), as browsers show it."""
     if data[:2] != b"\xff\xd8":
         return None
     position = 2
+    turned = False
     while position + 4 <= len(data):
         if data[position] != 0xFF:
             return None
@@ -152,13 +155,35 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
         if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before
             return None
         (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if marker == 0xE1 and data[position + 4 : position + 10] == b"Exif\0\0":
+            turned = _exif_orientation(data[position + 10 : position + 2 + length]) >= 5
         if marker in _SOF:
             height, width = struct.unpack(">HH", data[position + 5 : position + 9])
-            return width, height
+            return (height, width) if turned else (width, height)
         if length < 2:
             return None
         position += 2 + length
     return None
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """The Orientation tag (0x0112) of an Exif block's first directory; 1 when absent or
+    unreadable (the photo is then measured as stored)."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return 1
+    try:
+        (offset,) = struct.unpack(order + "I", tiff[4:8])
+        (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+        for index in range(count):
+            entry = offset + 2 + index * 12
+            tag, kind = struct.unpack(order + "HH", tiff[entry : entry + 4])
+            if tag == 0x0112 and kind == 3:  # SHORT, stored in the entry itself
+                (value,) = struct.unpack(order + "H", tiff[entry + 8 : entry + 10])
+                return value
+    except struct.error:
+        pass
+    return 1
 
 
 def _webp(data: bytes) -> tuple[int, int] | None:

@@ -11,11 +11,9 @@ from conftest import SECRET
 from sqlalchemy import select, update
 
 from newsletter.domain.findings import Severity
-from newsletter.domain.frontmatter import parse_front_matter
-from newsletter.domain.issue import Issue, IssueFile, IssueMeta, compose
+from newsletter.domain.issue import Issue, parse_issue
 from newsletter.domain.subscriber import Source
 from newsletter.domain.tokens import Signer
-from newsletter.errors import InputError
 from newsletter.infra.db.schema import schedules, send_snippets
 from newsletter.infra.transports.factory import make_transport
 from newsletter.services.audience import Audience
@@ -69,21 +67,7 @@ def recorded(sending, send_id: int) -> list[tuple[str, str, int]]:
 
 
 def compose_issue(sending, slug: str) -> Issue:
-    """The issue as composed for a send. Entries written as mappings (`- id: x` with
-    `repeat: true`) are composed by hand while domain/issue.py does not read them yet."""
-    library = Library(sending.workspace)
-    try:
-        return library.compose(slug)
-    except InputError:
-        pass
-    path = library.resolve_issue(slug)
-    text = path.read_text(encoding="utf-8")
-    front = parse_front_matter(text, str(path))
-    ids = [e["id"] if isinstance(e, dict) else e for e in front.data["snippets"]]
-    meta = IssueMeta.model_validate({**front.data, "snippets": ids})
-    paths = library.snippet_paths()
-    loaded = {sid: library.load_snippet(paths[sid]) for sid in ids}
-    return compose(IssueFile(slug, str(path), meta, front.body, front, text), loaded)
+    return Library(sending.workspace).compose(slug)
 
 
 def check(sending, slug: str, topic: str | None = None):
@@ -265,9 +249,7 @@ def test_listed_snippets_reads_sections_and_mappings():
         "  - title: Two\n    snippets:\n      - id: c\n        teaser: true\n"
         "      - id: d\n        repeat: true\n---\nIntro\n"
     )
-    front = parse_front_matter(text, "x.md")
-    issue = IssueFile("x", "x.md", None, front.body, front, text)  # type: ignore[arg-type]
-    listed = listed_snippets(issue)
+    listed = listed_snippets(parse_issue("x", text, "x.md"))
     assert list(listed) == ["a", "b", "c", "d"]
     assert [listed[s].repeat for s in "abcd"] == [False, False, False, True]
     assert listed["c"].line == 9 and listed["d"].line == 11

@@ -206,37 +206,13 @@ class Listed:
 
 
 def listed_snippets(issue: IssueFile) -> dict[str, Listed]:
-    """Every snippet id the issue's front matter lists, however it is nested: a plain
-    `snippets:` list, or `sections:` each with `snippets:`, where an entry is an id or a
-    mapping (`- id: x`, `repeat: true`, `teaser: true`). Read from the front matter as
-    written, so it does not depend on the shape the issue model gives them."""
+    """Every snippet id the issue lists (flat or in sections), at its first place; `repeat`
+    when any of its entries says `repeat: true`."""
     found: dict[str, Listed] = {}
-
-    def visit(node: Any, path: tuple[str | int, ...]) -> None:
-        if isinstance(node, dict):
-            items = node.get("snippets")
-            if isinstance(items, list):
-                for index, item in enumerate(items):
-                    entry(item, (*path, "snippets", index))
-            for key, value in node.items():
-                if key != "snippets" and isinstance(value, list | dict):
-                    visit(value, (*path, key))
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                visit(item, (*path, index))
-
-    def entry(item: Any, path: tuple[str | int, ...]) -> None:
-        if isinstance(item, str):
-            snippet_id, repeat = item, False
-        elif isinstance(item, dict) and isinstance(item.get("id"), str):
-            snippet_id, repeat = item["id"], item.get("repeat") is True
-        else:
-            return
-        before = found.get(snippet_id)
-        line = before.line if before else issue.front.line_of(*path)
-        found[snippet_id] = Listed(line, repeat or bool(before and before.repeat))
-
-    visit(issue.front.data, ())
+    for entry in issue.meta.layout.entries:
+        before = found.get(entry.id)
+        line = before.line if before else entry.line
+        found[entry.id] = Listed(line, entry.repeat or bool(before and before.repeat))
     return found
 
 

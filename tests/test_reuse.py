@@ -262,3 +262,12 @@ def test_nobody_in_todays_audience_means_no_warning(sending):
     for sid in ids:
         sending.store.unsubscribe(sid, Context(Source.CLI))
     assert check(sending, "2027-04-c") == []
+
+
+def test_the_reuse_warning_is_shown_before_a_send(sending, cli):
+    library(sending)
+    sending.add(3)
+    send(sending, "2027-03-b")
+    result = cli("send", "2027-04-c", "--yes")
+    assert result.code == 0, result.err
+    assert "snippet-reused" in result.err and "'beta'" in result.err

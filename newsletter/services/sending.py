@@ -38,7 +38,7 @@ from newsletter.services.claims import Claimed, WorkQueue
 from newsletter.services.dispatch import Dispatcher, SendOptions, recipient_for, stream_of
 from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
 from newsletter.services.links import list_identity, signer
-from newsletter.services.reuse import carried_snippets
+from newsletter.services.reuse import carried_snippets, reuse_findings
 from newsletter.services.subscribers import now, parse_address, utc
 
 
@@ -127,6 +127,9 @@ def plan_send(
         raise InputError(
             "no active subscribers" + (f" follow '{topic}' or no topic" if topic else "")
         )
+    # A snippet this audience mostly got already, unchanged: a warning before the prompt.
+    reused = reuse_findings(workspace, engine, build.issue, audience)
+    build = replace(build, findings=[*build.findings, *reused])
     return SendPlan(build, audience, size, name, earlier)
 
 

@@ -4,6 +4,7 @@ for the part that reads the ledger."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -239,3 +240,32 @@ def test_bad_arguments_are_input_errors(sending):
         draft(sending, count=0)
     with pytest.raises(InputError, match="lowercase letters"):
         draft(sending, "Bad Name")
+
+
+def test_issues_new_from_library_prints_the_path_then_why(sending, cli):
+    send_welcome(sending)
+    result = cli(
+        "issues",
+        "new",
+        "2027-02-cli",
+        "--from-library",
+        "--tags",
+        "evidence,safety",
+        "--count",
+        "2",
+        "--date",
+        "2027-02-04",
+    )
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "issues/2027-02-cli.md"
+    assert sum(line.startswith("  + ") for line in lines) == 2
+    assert any(line.startswith("  - ") and "tag" in line for line in lines)
+    data = json.loads(
+        cli("issues", "new", "2027-02-cli2", "--from-library", "--json", "--count", "1").out
+    )
+    assert data["path"] == "issues/2027-02-cli2.md" and len(data["picked"]) == 1
+    both = cli("issues", "new", "2027-02-x", "--from-library", "--snippet", "a")
+    assert both.code == 2 and "one way" in both.err
+    loose = cli("issues", "new", "2027-02-y", "--tags", "evidence")
+    assert loose.code == 2 and "--from-library" in loose.err

@@ -3,6 +3,7 @@ redirects followed and reported, broken links as errors, answers cached for a da
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 import time
@@ -136,3 +137,18 @@ def test_an_issue_checked_online_reports_broken_links_and_redirects_at_their_lin
     assert f"'{tls_site.url}/gone'" in broken.message and "HTTP 404" in broken.message
     assert moved.line == 12 and f"{tls_site.url}/ok" in moved.message
     assert (workspace.state_dir / CACHE_FILE).is_file()
+
+
+def test_check_online_through_the_command(tls_site, sample, cli):
+    sample.snippet(
+        "a",
+        body=f"A [dead study]({tls_site.url}/gone).",
+        sources=f"\n  - title: A study\n    url: {tls_site.url}/ok",
+    )
+    sample.issue("t", ["a"])
+    offline = cli("check", "t", "--json")
+    assert offline.code == 0, offline.err  # nothing fetched without --online
+    online = cli("check", "t", "--online", "--json")
+    assert online.code == 1
+    codes = {f["code"] for f in json.loads(online.out)["findings"]}
+    assert "link-broken" in codes

@@ -5,6 +5,7 @@ before an issue repeats a snippet most of its audience already got."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 from conftest import SECRET
@@ -271,3 +272,16 @@ def test_the_reuse_warning_is_shown_before_a_send(sending, cli):
     result = cli("send", "2027-04-c", "--yes")
     assert result.code == 0, result.err
     assert "snippet-reused" in result.err and "'beta'" in result.err
+
+
+def test_snippets_list_shows_last_sent_and_unused(sending, cli):
+    sending.add(2)
+    send_id = sending.run("outbox")[1].id
+    rows = {r["id"]: r for r in json.loads(cli("snippets", "list", "--json").out)}
+    assert rows["how-microneedling-works"]["ever_sent"] is True
+    unused = {r["id"] for r in json.loads(cli("snippets", "list", "--unused", "--json").out)}
+    assert (
+        "how-microneedling-works" not in unused
+        and "sterile-technique-depth-and-frequency" in unused
+    )
+    assert f"#{send_id}" in cli("snippets", "list").out

@@ -30,44 +30,59 @@ if TYPE_CHECKING:
     from newsletter.services.build import Build
     from newsletter.services.issue_states import IssueState
 
+WIDE = 110  # columns from which `snippets list` is a table
+
 IssueArg = Annotated[
     str, typer.Argument(help="Issue slug (e.g. 2026-12-welcome) or path.", metavar="ISSUE")
 ]
 
 
-@snippets_app.command("list", epilog="Example: newsletter snippets list --tag evidence")
+@snippets_app.command("list", epilog="Example: newsletter snippets list --tag evidence --unused")
 def snippets_list(
     tag: Annotated[
         str | None, typer.Option("--tag", "-t", help="Only snippets with this tag.")
     ] = None,
+    unused: Annotated[
+        bool, typer.Option("--unused", help="Only snippets no send has carried yet.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """List the snippets in the library."""
-    from newsletter.services.library import Library
+    """List the snippets in the library, and when each was last sent and to how many."""
+    from newsletter.services.reuse import snippet_rows
 
-    snippets = Library(open_current_workspace()).snippets(tag)
+    workspace = open_current_workspace()
+    if workspace.has_database:
+        from newsletter.infra.db.engine import connect
+
+        with connect(workspace.database_url) as engine:
+            rows = snippet_rows(workspace, engine, tag, unused=unused)
+    else:  # no list yet: nothing was ever sent
+        rows = snippet_rows(workspace, None, tag, unused=unused)
     if as_json:
-        print_json(
-            [
-                {"id": s.id, "file": s.file, **s.meta.model_dump(mode="json", exclude={"id"})}
-                for s in snippets
-            ]
-        )
+        print_json([r.to_dict() for r in rows])
         return
-    # Ids are typed back into issue files: never cut. Title and tags share a column and
-    # wrap between words, so the table fits 80 columns without breaking a word.
-    table = new_table(box=None)
-    table.add_column("id", no_wrap=True)
-    table.add_column("title and tags", ratio=1)
-    table.add_column("reviewed", no_wrap=True)
-    table.add_column("src", justify="right", no_wrap=True)
-    for s in snippets:
-        cell = Text(s.meta.title)
-        if s.meta.tags:
-            cell.append("\n" + ", ".join(s.meta.tags), style="dim")
-        table.add_row(s.id, cell, str(s.meta.reviewed), str(len(s.meta.sources)))
-    out.print(table)
-    out.print(f"{len(snippets)} snippet(s)")
+    if out.width >= WIDE:
+        table = new_table(box=None)  # ids are typed back into issue files: never cut
+        for column in ("id", "title", "tags", "reviewed", "src", "last sent"):
+            table.add_column(
+                column, no_wrap=column != "title", ratio=1 if column == "title" else None
+            )
+        for r in rows:
+            meta = r.snippet.meta
+            row = (r.snippet.id, Text(meta.title), ", ".join(meta.tags), str(meta.reviewed))
+            table.add_row(*row, str(len(meta.sources)), r.last_sent)
+        out.print(table)
+    else:  # narrow terminals: one block per snippet, nothing cut or broken mid-word
+        for r in rows:
+            meta = r.snippet.meta
+            out.print(Text.assemble((r.snippet.id, "bold"), f"  last sent: {r.last_sent}"))
+            out.print(Text(f"  {meta.title}"))
+            details = ", ".join(meta.tags) or "no tags"
+            out.print(
+                Text(f"  {details} · reviewed {meta.reviewed} · {len(meta.sources)} source(s)"),
+                style="dim",
+            )
+    out.print(f"{len(rows)} snippet(s)")
 
 
 @issues_app.command("list", epilog="Example: newsletter issues list --json")
@@ -136,12 +151,25 @@ def _exit_for(build: Build) -> None:
         raise typer.Exit(ExitStatus.CHECKS_FAILED)
 
 
-@app.command(epilog="Example: newsletter check 2026-12-welcome --json")
-def check(issue: IssueArg, as_json: JsonFlag = False) -> None:
+@app.command(epilog="Example: newsletter check 2026-12-welcome --online --json")
+def check(
+    issue: IssueArg,
+    online: Annotated[
+        bool,
+        typer.Option("--online", help="Also fetch every link and source (cached for a day)."),
+    ] = False,
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic", help="The audience to compare snippet reuse with.", metavar="TOPIC"
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Run the pre-flight checks. Exit 1 if any check is an error."""
-    from newsletter.services.build import Builder
+    from newsletter.services.preflight import check_issue
 
-    build = Builder(open_current_workspace()).build(issue)
+    build = check_issue(open_current_workspace(), issue, online=online, topic=topic)
     if as_json:
         print_json(_build_json(build))
     else:

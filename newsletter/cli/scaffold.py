@@ -81,7 +81,7 @@ def snippets_show(snippet_id: SnippetId, as_json: JsonFlag = False) -> None:
 
 @issues_app.command(
     "new",
-    epilog="Example: newsletter issues new 2027-02-aftercare --snippet side-effects-and-aftercare",
+    epilog="Example: newsletter issues new 2027-02-evidence --from-library --tags evidence,safety",
 )
 def issues_new(
     slug: Annotated[
@@ -98,18 +98,71 @@ def issues_new(
         str | None,
         typer.Option("--date", help="Send date, YYYY-MM-DD (default: today).", metavar="DATE"),
     ] = None,
+    from_library: Annotated[
+        bool,
+        typer.Option("--from-library", help="Draft from snippets never sent, freshly reviewed."),
+    ] = False,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tags", help="With --from-library: only these tags (comma-separated).", metavar="TAGS"
+        ),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count", min=1, help="With --from-library: how many snippets (5).", metavar="N"
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write issues/SLUG.md as a draft from a template (never overwrites); prints its path."""
+    """Write issues/SLUG.md as a draft from a template (never overwrites); prints its path.
+
+    With --from-library, the snippets are chosen for you and it says why."""
+    from newsletter.errors import InputError
     from newsletter.services.library import Library
     from newsletter.services.scaffold import new_issue
 
     when = _date(day) if day else date.today()
+    if from_library:
+        if snippet:
+            raise InputError("--snippet and --from-library: choose the snippets one way")
+        _draft(slug, when, tags or [], count, subject, as_json)
+        return
+    if tags or count is not None:
+        raise InputError("--tags and --count go with --from-library")
     created = new_issue(Library(open_current_workspace()), slug, snippet or [], when, subject)
     if as_json:
         print_json({"path": created.shown})
         return
     out.print(Text(created.shown))
+
+
+def _draft(
+    slug: str, when: date, tags: list[str], count: int | None, subject: str | None, as_json: bool
+) -> None:
+    from newsletter.infra.db.engine import connect
+    from newsletter.services.drafting import DEFAULT_COUNT, draft_from_library
+
+    workspace = open_current_workspace()
+    with connect(workspace.database_url) as engine:
+        drafted = draft_from_library(
+            workspace,
+            engine,
+            slug,
+            day=when,
+            tags=tags,
+            count=count or DEFAULT_COUNT,
+            subject=subject,
+        )
+    if as_json:
+        print_json(drafted.to_dict())
+        return
+    out.print(Text(drafted.created.shown))  # the path first, for scripts
+    for picked in drafted.choice.picked:
+        out.print(Text(f"  + {picked.id}: {picked.reason}"))
+    for skipped in drafted.choice.skipped:
+        out.print(Text(f"  - {skipped.id}: {skipped.reason}", style="dim"))
 
 
 def _date(value: str) -> date:

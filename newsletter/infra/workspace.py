@@ -37,8 +37,16 @@ class Workspace:
         return state if state.is_absolute() else self.root / state
 
     @property
+    def has_database(self) -> bool:
+        """A configured database, or the SQLite file the first command that needed one made."""
+        return bool(self.settings.database_url) or (self.state_dir / SQLITE_FILE).exists()
+
+    @property
     def database_url(self) -> str:
-        return self.settings.database_url or f"sqlite:///{self.state_dir / 'newsletter.db'}"
+        return self.settings.database_url or f"sqlite:///{self.state_dir / SQLITE_FILE}"
+
+
+SQLITE_FILE = "newsletter.db"  # in the state folder, when no database_url is set
 
 
 def find_root(explicit: Path | None = None, start: Path | None = None) -> Path:

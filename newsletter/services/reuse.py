@@ -182,11 +182,11 @@ class SnippetRow:
 
 
 def snippet_rows(
-    workspace: Workspace, engine: Engine, tag: str | None = None, *, unused: bool = False
+    workspace: Workspace, engine: Engine | None, tag: str | None = None, *, unused: bool = False
 ) -> list[SnippetRow]:
     """`snippets list [--tag T] [--unused]`: every snippet (with the tag) and its use;
-    `unused`: only those no send ever carried."""
-    usage = snippet_usage(workspace, engine)
+    `unused`: only those no send ever carried. No engine: no database yet, nothing sent."""
+    usage = snippet_usage(workspace, engine) if engine is not None else {}
     rows = [
         SnippetRow(s, usage.get(s.id) or SnippetUse(s.id, 0, None))
         for s in Library(workspace).snippets(tag)

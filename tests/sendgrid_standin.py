@@ -1061,23 +1061,8 @@ class SendGridStandIn:
             return
         if not self._admitted(handler, MAIL_SEND_PATH):
             return
-        length = self._content_length(handler)
-        if length is None:
-            return
-        if length > self.max_request_bytes:
-            self._drain(handler, length)
-            self._reject(handler, 413, TOO_LARGE_ERROR)
-            return
-        raw = handler.rfile.read(length)
-
-        with self._lock:
-            delay = self._delays.popleft() if self._delays else None
-            failure = self._failures.popleft() if self._failures else None
-        if delay and self._stopping.wait(delay):
-            handler.close_connection = True
-            return
-        if failure is not None:
-            self._respond_failure(handler, *failure)
+        raw = self._body(handler)
+        if raw is None or self._injected(handler):
             return
 
         encoding = handler.headers.get("Content-Encoding", "identity").strip().lower()
@@ -1142,25 +1127,8 @@ class SendGridStandIn:
             self._drain(handler)
             self._reject(handler, 401, AUTH_ERROR)
             return
-        raw = b""
-        if handler.headers.get("Content-Length") is not None:
-            length = self._content_length(handler)
-            if length is None:
-                return
-            if length > self.max_request_bytes:
-                self._drain(handler, length)
-                self._reject(handler, 413, TOO_LARGE_ERROR)
-                return
-            raw = handler.rfile.read(length)
-
-        with self._lock:
-            delay = self._delays.popleft() if self._delays else None
-            failure = self._failures.popleft() if self._failures else None
-        if delay and self._stopping.wait(delay):
-            handler.close_connection = True
-            return
-        if failure is not None:
-            self._respond_failure(handler, *failure)
+        raw = self._body(handler) if handler.headers.get("Content-Length") is not None else b""
+        if raw is None or self._injected(handler):
             return
 
         query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
@@ -1241,6 +1209,31 @@ class SendGridStandIn:
             if email.lower() not in known:
                 known.add(email.lower())
                 members.append(email)
+
+    def _body(self, handler: BaseHTTPRequestHandler) -> bytes | None:
+        """The request body, or None when the request was answered already (bad or too
+        large a Content-Length)."""
+        length = self._content_length(handler)
+        if length is None:
+            return None
+        if length > self.max_request_bytes:
+            self._drain(handler, length)
+            self._reject(handler, 413, TOO_LARGE_ERROR)
+            return None
+        return handler.rfile.read(length)
+
+    def _injected(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Apply the next injected delay or failure; True when the request is answered."""
+        with self._lock:
+            delay = self._delays.popleft() if self._delays else None
+            failure = self._failures.popleft() if self._failures else None
+        if delay and self._stopping.wait(delay):
+            handler.close_connection = True
+            return True
+        if failure is not None:
+            self._respond_failure(handler, *failure)
+            return True
+        return False
 
     def _content_length(self, handler: _Handler) -> int | None:
         """The declared body size, or None after answering a request that lacks a usable one."""

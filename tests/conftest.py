@@ -303,3 +303,18 @@ class EventSigner:
             "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
             "Content-Type": "application/json",
         }
+
+
+def eventually(check: Callable[[], object], timeout: float = 5.0) -> object:
+    """Work done after the answer (the subscribe form's): wait for it to show."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except Exception:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)

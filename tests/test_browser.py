@@ -11,13 +11,13 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from browser import Refused, Tab, browser_fixture, tab_fixture  # noqa: F401  (fixtures)
+from conftest import eventually
 
 from newsletter.domain.subscriber import Source, Status
 from newsletter.domain.tokens import Purpose
@@ -54,21 +54,6 @@ def sample_images(tab: Tab, base_url: str, *, folder: Path | None = None, served
             route.fulfill(status=404)
 
     tab.page.route(f"{base_url}/archive/images/*", answer)
-
-
-def eventually(check, timeout: float = 5.0):
-    """The subscribe form answers first and works after: wait for the work to show."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except Exception:
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def test_unsubscribe_with_the_pages_own_button(web, person, tab: Tab):

@@ -8,21 +8,14 @@ import json
 from datetime import date
 
 import pytest
-from conftest import SECRET
 
 from newsletter.domain.drafting import Candidate, LastSent, SkipReason, choose, group
 from newsletter.domain.issue import parse_issue
 from newsletter.domain.scaffold import issue_text_with_sections
-from newsletter.domain.tokens import Signer
 from newsletter.errors import InputError
-from newsletter.infra.transports.factory import make_transport
 from newsletter.services.build import Builder
-from newsletter.services.dispatch import Dispatcher, SendOptions
 from newsletter.services.drafting import draft_from_library, split_tags
-from newsletter.services.ledger import Ledger
 from newsletter.services.library import Library
-from newsletter.services.links import list_identity
-from newsletter.services.sending import create_send, plan_send
 
 DAY = date(2027, 2, 4)
 WELCOME = "2026-12-welcome"  # how-microneedling-works, blood-flow-and-follicles,
@@ -121,16 +114,7 @@ def test_split_tags():
 
 def send_welcome(sending) -> int:
     sending.add(3)
-    ledger = Ledger(sending.engine)
-    record = create_send(ledger, plan_send(sending.workspace, sending.engine, WELCOME))
-    Dispatcher(
-        ledger,
-        make_transport(sending.workspace, "outbox"),
-        list_identity(sending.workspace.settings),
-        Signer([SECRET]),
-        SendOptions(batch_size=50),
-    ).run(record.id)
-    return record.id
+    return sending.run("outbox", issue=WELCOME, batch_size=50)[1].id
 
 
 def make_stale(sending, snippet_id: str) -> None:

@@ -8,20 +8,15 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import SECRET
 from sqlalchemy import select, update
 
 from newsletter.domain.findings import Severity
 from newsletter.domain.issue import Issue, parse_issue
 from newsletter.domain.subscriber import Source
-from newsletter.domain.tokens import Signer
 from newsletter.infra.db.schema import schedules, send_snippets
-from newsletter.infra.transports.factory import make_transport
 from newsletter.services.audience import Audience
-from newsletter.services.dispatch import Dispatcher, SendOptions
 from newsletter.services.ledger import Ledger
 from newsletter.services.library import Library
-from newsletter.services.links import list_identity
 from newsletter.services.reuse import (
     listed_snippets,
     reuse_findings,
@@ -40,19 +35,9 @@ def file_hash(sending, snippet_id: str) -> str:
     return hashlib.sha256(path.read_text(encoding="utf-8").encode()).hexdigest()
 
 
-def send(sending, slug: str, *, again: bool = False) -> int:
+def send(sending, slug: str) -> int:
     """Send an issue to everyone active now, through the ledger and the outbox."""
-    ledger = Ledger(sending.engine)
-    plan = plan_send(sending.workspace, sending.engine, slug, again=again)
-    record = create_send(ledger, plan, again=again)
-    Dispatcher(
-        ledger,
-        make_transport(sending.workspace, "outbox"),
-        list_identity(sending.workspace.settings),
-        Signer([SECRET]),
-        SendOptions(batch_size=50),
-    ).run(record.id)
-    return record.id
+    return sending.run("outbox", issue=slug, batch_size=50)[1].id
 
 
 def recorded(sending, send_id: int) -> list[tuple[str, str, int]]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import eventually
 
 from newsletter.domain.subscriber import Source, Status
 from newsletter.domain.tokens import Purpose, Signer
@@ -176,21 +177,6 @@ def test_preferences_topics_pause_unsubscribe_and_come_back(web, person):
     back = httpx.post(url, data={"action": "resubscribe"})
     assert back.status_code == 200 and "link to confirm" in back.text
     assert web.store.get(person.email).status == Status.UNSUBSCRIBED  # until confirmed
-
-
-def eventually(check, timeout: float = 5.0):
-    """The subscribe form answers first and works after: wait for the work to show."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except Exception:
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def confirmation_link(web, subscriber_id: int) -> str:

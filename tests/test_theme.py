@@ -21,7 +21,7 @@ from newsletter.domain.theme import (
     logo_file,
     schemes,
 )
-from newsletter.infra.settings import ThemeSettings
+from newsletter.infra.setting_tables import ThemeSettings
 from newsletter.infra.workspace import open_workspace
 from newsletter.services.build import Builder
 from newsletter.services.render import Renderer

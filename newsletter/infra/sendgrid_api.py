@@ -24,7 +24,8 @@ from python_http_client import exceptions as http_errors
 
 from newsletter.errors import ConfigError, ExitStatus, InputError, NewsletterError
 from newsletter.infra.redaction import redact
-from newsletter.infra.settings import Secrets, SendgridSettings
+from newsletter.infra.setting_tables import SendgridSettings
+from newsletter.infra.settings import Secrets
 
 PAGE_LIMIT = 500  # PaginationCommonLimit: "The maximum page size for this endpoint is 500"
 # The spec sets no maximum on `recipient_emails`; we post at most as many as a page holds,

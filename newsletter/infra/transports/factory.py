@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from newsletter.domain.message import Sender
 from newsletter.errors import ConfigError
-from newsletter.infra.settings import OutboxSettings, Secrets, SendgridSettings, SmtpSettings
+from newsletter.infra.setting_tables import OutboxSettings, SendgridSettings, SmtpSettings
+from newsletter.infra.settings import Secrets
 from newsletter.infra.transports.base import Transport
 from newsletter.infra.transports.outbox import OutboxTransport
 from newsletter.infra.transports.sendgrid import SendgridTransport

@@ -28,7 +28,7 @@ from newsletter.domain.personalize import (
     SubstitutionForm,
     substitution_form,
 )
-from newsletter.infra.settings import SendgridSettings
+from newsletter.infra.setting_tables import SendgridSettings
 from newsletter.infra.transports.base import (
     Outcome,
     Result,

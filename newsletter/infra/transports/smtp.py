@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from newsletter.domain.message import MessageTemplate, Sender, message_id, needs_smtputf8
 from newsletter.domain.personalize import Recipient, RenderedIssue
-from newsletter.infra.settings import SmtpSettings
+from newsletter.infra.setting_tables import SmtpSettings
 from newsletter.infra.transports.base import (
     Outcome,
     Result,

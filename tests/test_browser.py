@@ -83,7 +83,7 @@ def test_preferences_topics_pause_and_unsubscribe(web, person, tab: Tab):
     page.get_by_label("Safety").check()
     page.get_by_label("Realistic expectations").check()
     tab.submit(page.get_by_role("button", name="Save topics"))
-    page.get_by_role("status").filter(has_text="Saved.").wait_for()
+    page.get_by_role("status").filter(has_text="Your topics are saved.").wait_for()
     assert sorted(web.store.get(person.email).topics) == ["expectations", "safety"]
     assert page.get_by_label("Safety").is_checked()  # the page shows what was stored
     assert not page.get_by_label("The evidence").is_checked()

@@ -164,11 +164,13 @@ def test_preferences_topics_pause_unsubscribe_and_come_back(web, person):
     assert page.status_code == 200
     assert 'value="safety"' in page.text  # topics come from the snippet library's tags
     saved = httpx.post(url, data={"action": "topics", "topic": ["safety", "bogus"]})
-    assert saved.status_code == 200 and "Saved." in saved.text
+    assert saved.status_code == 200 and "Your topics are saved." in saved.text
     assert web.store.get(person.email).topics == ["safety"]
-    httpx.post(url, data={"action": "pause", "pause_days": "90"})
+    pausing = httpx.post(url, data={"action": "pause", "pause_days": "90"})
+    assert "Paused. No newsletter until the date below." in pausing.text
     paused = web.store.get(person.email).paused_until
     assert paused and paused > datetime.now(UTC) + timedelta(days=89)
+    assert f"Paused until {paused.day} {paused:%B %Y}." in pausing.text  # no leading zero
     assert httpx.post(url, data={"action": "pause", "pause_days": "7"}).status_code == 400
     httpx.post(url, data={"action": "resume"})
     assert web.store.get(person.email).paused_until is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,19 @@ def unsubscribe_page(ctx: WebContext, record: SubscriberRecord, *, done: bool) -
     )
 
 
+NOTICES = {  # what the preferences page says after each action
+    "resubscribe": "A message with a link to confirm is on its way to you.",
+    "pause": "Paused. No newsletter until the date below.",
+    "resume": "Resumed. The next issue comes to you as usual.",
+    "topics": "Your topics are saved.",
+    "unsubscribe": "You are unsubscribed.",
+}
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"  # 2 March 2027, not 02 March 2027
+
+
 async def preferences(ctx: WebContext, request: Request) -> Response:
     token = request.path_params["token"]
     consent = ctx.consent
@@ -260,11 +274,7 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
                     context=client_context(ctx, request, Source.PREFERENCES),
                 )
             )
-            notice = (
-                "A message with a link to confirm is on its way to you."
-                if action == "resubscribe"
-                else "Saved."
-            )
+            notice = NOTICES.get(action, "Saved.")
         except InputError as exc:
             record, error = None, exc.message
             record = await run_in_threadpool(consent.subscriber_for, token, Purpose.PREFERENCES)
@@ -289,7 +299,7 @@ async def preferences(ctx: WebContext, request: Request) -> Response:
         can_return=record.status == Status.UNSUBSCRIBED,
         topics=ctx.topics + sorted(set(record.topics) - set(ctx.topics)),
         chosen=set(record.topics),
-        paused_until=record.paused_until.strftime("%d %B %Y") if record.paused_until else None,
+        paused_until=_day(record.paused_until) if record.paused_until else None,
         notice=notice,
         error=error,
     )

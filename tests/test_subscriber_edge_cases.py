@@ -97,7 +97,7 @@ def test_rate_limiter_forgets_idle_keys_and_groups_ipv6():
 def test_forwarded_for_is_read_only_from_trusted_proxies():
     from ipaddress import ip_network
 
-    from newsletter.web.app import client_ip
+    from newsletter.web.pages import client_ip
 
     proxies = [ip_network("10.0.0.0/8"), ip_network("127.0.0.1/32")]
     # Behind two trusted proxies: the right-most hop that is not a proxy is the client.

@@ -267,3 +267,9 @@ def test_topics_are_offered_by_their_labels_with_descriptions(web, person):
         assert 'value="expectations"' in page  # the form still posts the tag
         assert "> Realistic expectations <small>How much change to expect" in page
         assert "> expectations<" not in page
+
+
+def test_the_not_found_page_offers_a_way_forward(web):
+    page = httpx.get(f"{web.url}/u/{'A' * 44}")
+    assert page.status_code == 404 and 'href="/archive/"' in page.text
+    assert httpx.get(f"{web.url}/archive/").status_code == 200

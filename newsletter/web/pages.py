@@ -48,8 +48,10 @@ def not_found(ctx: WebContext) -> HTMLResponse:
     return message(
         ctx,
         "Link not valid",
-        "This link is not valid. It may have been cut short when it was copied.",
+        "This link is not valid. It may have been cut short when it was copied: try "
+        "the link in the email again, or use the unsubscribe link at the foot of any issue.",
         status=404,
+        link={"url": "/archive/", "text": "Read the past issues"},
     )
 
 

@@ -323,3 +323,20 @@ def test_a_database_that_cannot_be_reached_asks_the_mail_system_to_retry(cli, mo
     result = cli("inbound")
     assert result.code == 75, (result.code, result.err)
     assert "error:" in result.err
+
+
+def test_inbound_parse_takes_mail_larger_than_a_form_but_not_past_its_limit(web, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_WEBHOOKS__INBOUND_SECRET", INBOUND_SECRET)
+    monkeypatch.setenv("NEWSLETTER_WEBHOOKS__MAX_BODY_BYTES", str(300 * 1024))
+    app = build_app(open_workspace(web.workspace.root), web.engine, web.signer)
+    big = OTHER + "x" * (200 * 1024)  # over the pages' 64 KB cap, under the webhook's
+    with running(app) as url:
+        posted = httpx.post(
+            f"{url}/webhooks/inbound/{INBOUND_SECRET}", files={"email": (None, big)}
+        )
+        assert posted.status_code == 200 and posted.json()["kind"] == "other"
+        huge = OTHER + "x" * (400 * 1024)
+        refused = httpx.post(
+            f"{url}/webhooks/inbound/{INBOUND_SECRET}", files={"email": (None, huge)}
+        )
+        assert refused.status_code == 413

@@ -105,7 +105,10 @@ def test_broken_toml_names_line(sample):
     assert caught.value.line == line_of(sample, "name = = ")
 
 
-@pytest.mark.parametrize("key", ["secret_key = 'abc'", "[smtp]\npassword = 'abc'"])
+@pytest.mark.parametrize(
+    "key",
+    ["secret_key = 'abc'", "[smtp]\npassword = 'abc'", "[webhooks]\ninbound_secret = 'abc'"],
+)
 def test_secrets_in_the_file_are_refused(sample, key):
     path = sample.root / "newsletter.toml"
     text = path.read_text(encoding="utf-8").replace("[smtp]\n", "")
@@ -196,3 +199,11 @@ def test_type_errors_in_settings_are_in_plain_words(sample):
     with pytest.raises(ConfigError) as caught:
         open_workspace(sample.root)
     assert caught.value.message == "smtp.port: must be a whole number (got 'five')"
+
+
+def test_a_short_inbound_secret_is_a_setting_error_that_does_not_show_it(sample, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_WEBHOOKS__INBOUND_SECRET", "tooshort")
+    with pytest.raises(ConfigError) as caught:
+        open_workspace(sample.root)
+    assert "NEWSLETTER_WEBHOOKS__INBOUND_SECRET" in str(caught.value)
+    assert "at least 16" in str(caught.value) and "tooshort" not in str(caught.value)

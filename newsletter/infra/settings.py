@@ -312,9 +312,10 @@ def _explain(exc: ValidationError, text: str, shown: str) -> ConfigError:
         return ConfigError(
             f"{dotted}: required setting is missing; add {place}, or set {env_name}", shown
         )
-    message = (
-        "unknown setting" if error["type"] == "extra_forbidden" else plain_message(dict(error))
-    )
+    details = dict(error)
+    if loc and loc[-1].lower() in SECRET_KEYS:
+        details.pop("input", None)  # a secret's value is never shown, wrong or not
+    message = "unknown setting" if error["type"] == "extra_forbidden" else plain_message(details)
     for prefix in range(len(loc), 0, -1):  # NEWSLETTER_SMTP__PORT, then NEWSLETTER_SMTP
         candidate = ENV_PREFIX + "__".join(loc[:prefix]).upper()
         if any(name.upper() == candidate for name in os.environ):

@@ -14,7 +14,7 @@ from email.utils import getaddresses
 
 _TOKEN = re.compile(r"(?:unsubscribe-|/u/)([A-Za-z0-9_-]{40,60})")
 # Our Message-IDs, <send-N.sub-ID@domain>: the delivery a returned copy is about.
-_KEY = re.compile(r"<((?:send-\d+\.)?sub-\d+)@[^<>]+>")
+_KEY = re.compile(r"<(?:send-(\d+)\.)?sub-(\d+)@[^<>]+>")
 _VERP = re.compile(r"bounces\+([A-Za-z0-9_-]{40,60})@")  # the envelope sender we gave
 
 
@@ -23,7 +23,7 @@ class Inbound:
     kind: str  # bounce | soft-bounce | complaint | unsubscribe | other
     message_id: str | None  # of the mail that came back: stored once
     addresses: list[str] = field(default_factory=list)  # who it is about
-    keys: list[str] = field(default_factory=list)  # our Message-ID keys: send-N.sub-ID
+    keys: list[tuple[int | None, int]] = field(default_factory=list)  # (send, subscriber)
     token: str | None = None  # an unsubscribe token, or a VERP token for a bounce
     detail: str | None = None
 
@@ -90,8 +90,11 @@ def _arf(message: Message, message_id: str | None) -> Inbound:
     return Inbound("complaint", message_id, addresses, _keys(message), detail="abuse report")
 
 
-def _keys(message: Message) -> list[str]:
-    return sorted(set(_KEY.findall(message.as_string())))
+def _keys(message: Message) -> list[tuple[int | None, int]]:
+    found = {
+        (int(send) if send else None, int(sub)) for send, sub in _KEY.findall(message.as_string())
+    }
+    return sorted(found, key=lambda key: (key[0] is None, key[0] or 0, key[1]))  # sends first
 
 
 def _text_of(message: Message) -> str:

@@ -26,6 +26,14 @@ class Status(StrEnum):
 # Statuses that mean "never mail again" unless the person asks to come back.
 SUPPRESSED = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
 
+# What feedback (a bounce, a complaint, an unsubscribe) never overrides: a status never
+# gets weaker, and a complaint is the strongest of all.
+NEVER_OVERRIDES: dict[Status, frozenset[Status]] = {
+    Status.BOUNCED: frozenset({Status.BOUNCED, Status.COMPLAINED}),
+    Status.COMPLAINED: frozenset({Status.COMPLAINED}),
+    Status.UNSUBSCRIBED: SUPPRESSED,
+}
+
 
 class Source(StrEnum):
     """Where a change came from, for the consent record."""

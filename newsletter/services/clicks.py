@@ -13,6 +13,7 @@ from sqlalchemy import Engine, insert
 
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
 from newsletter.infra.db.schema import provider_events
+from newsletter.services.provider_events import event_row
 from newsletter.services.subscribers import now
 
 
@@ -39,16 +40,15 @@ def follow(
         return Click(target, False)
     at = now()
     with engine.begin() as connection:
-        connection.execute(
-            insert(provider_events).values(
-                provider="own",
-                event_id=f"click:{uuid4().hex}",
-                kind="click",
-                subscriber_id=who.subscriber_id,
-                send_id=who.send_id,
-                occurred_at=at,
-                received_at=at,
-                detail=target[:1000],
-            )
+        row = event_row(
+            "own",
+            f"click:{uuid4().hex}",
+            "click",
+            at,
+            subscriber_id=who.subscriber_id,
+            send_id=who.send_id,
+            occurred_at=at,
+            detail=target,
         )
+        connection.execute(insert(provider_events), [row])
     return Click(target, True)

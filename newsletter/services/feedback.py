@@ -17,20 +17,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from hashlib import sha256
 from typing import Any
 
 from sendgrid.helpers.eventwebhook import EventWebhook
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import ColumnElement, Engine, and_, insert, or_
 
-from newsletter.domain.subscriber import SUPPRESSED, Source, Status
-from newsletter.infra.db.schema import provider_events, subscribers
+from newsletter.domain.subscriber import NEVER_OVERRIDES, Source, Status
+from newsletter.infra.db.schema import provider_events
+from newsletter.services.provider_events import known_event_ids, moment, subscriber_ids_by_key
 from newsletter.services.subscribers import Context, StatusChange, change_statuses_in, now
 
-# What each kind of event never overrides: a complaint is the strongest suppression.
-COMPLAINED_ONLY = frozenset({Status.COMPLAINED})
-HARD = frozenset({Status.BOUNCED, Status.COMPLAINED})
+# A bounce's stored detail leads with its type ("bounce: 550 5.1.1 ...", "blocked: ..."):
+# statistics tell real bounces from blocks by it (see `is_hard_bounce`).
+HARD_BOUNCE = "bounce"
 
 
 class BadSignature(Exception):
@@ -70,25 +70,38 @@ class WebhookVerifier:
             raise BadSignature("signature does not match")
 
 
-def effect(event: dict[str, Any]) -> tuple[Status, frozenset[Status]] | None:
-    """The status an event leads to, and the statuses it never overrides."""
+def effect(event: dict[str, Any]) -> Status | None:
+    """The status an event leads to (what it never overrides: `NEVER_OVERRIDES`)."""
     kind = event.get("event")
     if kind == "bounce":
-        return (Status.BOUNCED, HARD) if event.get("type", "bounce") == "bounce" else None
+        return Status.BOUNCED if event.get("type", HARD_BOUNCE) == HARD_BOUNCE else None
     if kind == "dropped":
         reason = str(event.get("reason", "")).lower()
         if "bounce" in reason:
-            return Status.BOUNCED, HARD
+            return Status.BOUNCED
         if "spam" in reason:
-            return Status.COMPLAINED, COMPLAINED_ONLY
+            return Status.COMPLAINED
         if "unsubscribe" in reason:
-            return Status.UNSUBSCRIBED, SUPPRESSED
+            return Status.UNSUBSCRIBED
         return None
     if kind == "spamreport":
-        return Status.COMPLAINED, COMPLAINED_ONLY
+        return Status.COMPLAINED
     if kind in ("unsubscribe", "group_unsubscribe"):
-        return Status.UNSUBSCRIBED, SUPPRESSED
+        return Status.UNSUBSCRIBED
     return None  # processed, delivered, deferred, open, click, group_resubscribe: recorded
+
+
+def is_hard_bounce(events: Any) -> ColumnElement[bool]:
+    """SQL: a stored provider event that made an address bounced (a bounce of type
+    bounce, a drop for a bounced address, or a permanent failure that came back by mail)."""
+    return or_(
+        and_(
+            events.kind == "bounce",
+            or_(events.detail == HARD_BOUNCE, events.detail.like(f"{HARD_BOUNCE}: %")),
+        ),
+        and_(events.kind == "dropped", events.detail.ilike("%bounce%")),
+        and_(events.kind == "bounce", events.provider == "mail"),  # a 5.x.x DSN
+    )
 
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:
@@ -129,39 +142,31 @@ def _without_cycle_collection() -> Iterator[None]:
 
 def _ingest(engine: Engine, events: Sequence[dict[str, Any]]) -> Ingested:
     received_at = now()
-    rows = [row_of(event, received_at) for event in events]
-    by_id = {row["event_id"]: (row, event) for row, event in zip(rows, events, strict=True)}
+    by_id = {}
+    for event in events:
+        row = row_of(event, received_at)
+        by_id[row["event_id"]] = (row, effect(event))
     with engine.begin() as connection:
-        known: set[str] = set()
-        ids = list(by_id)
-        for start in range(0, len(ids), 500):
-            known.update(
-                connection.execute(
-                    select(provider_events.c.event_id).where(
-                        provider_events.c.event_id.in_(ids[start : start + 500])
-                    )
-                ).scalars()
-            )
-        fresh = [(row, event) for key, (row, event) in by_id.items() if key not in known]
+        known = known_event_ids(connection, by_id)
+        fresh = [(row, result) for key, (row, result) in by_id.items() if key not in known]
         unknown = {
             row["email"].lower()
-            for row, event in fresh
-            if row["subscriber_id"] is None and row["email"] and effect(event)
+            for row, result in fresh
+            if result and row["subscriber_id"] is None and row["email"]
         }
-        found = _by_address(connection, unknown)
-        for row, _ in fresh:
-            if row["subscriber_id"] is None and row["email"]:
+        found = subscriber_ids_by_key(connection, unknown) if unknown else {}
+        wanted = []
+        for row, result in fresh:
+            if row["subscriber_id"] is None and row["email"] and found:
                 row["subscriber_id"] = found.get(row["email"].lower())
+            if result is not None and row["subscriber_id"] is not None:
+                context = Context(Source.PROVIDER, f"sendgrid {row['kind']} {row['event_id']}")
+                change = StatusChange(
+                    row["subscriber_id"], result, context, NEVER_OVERRIDES[result]
+                )
+                wanted.append(change)
         if fresh:
             connection.execute(insert(provider_events), [row for row, _ in fresh])
-        wanted = []
-        for row, event in fresh:
-            result = effect(event)
-            if result is None or row["subscriber_id"] is None:
-                continue
-            status, unless = result
-            context = Context(Source.PROVIDER, f"sendgrid {row['kind']} {row['event_id']}")
-            wanted.append(StatusChange(row["subscriber_id"], status, context, unless))
         changes = change_statuses_in(connection, wanted) if wanted else 0
     return Ingested(len(events), len(fresh), changes)
 
@@ -172,8 +177,8 @@ def row_of(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
     if not event_id:  # none given: the event's own content names it
         event_id = "sha256:" + sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:40]
     detail = get("reason") or get("type") or get("url") or get("status")
-    if get("event") == "bounce":  # the type first: statistics tell bounces from blocks by it
-        detail = f"{get('type') or 'bounce'}: {get('reason')}" if get("reason") else get("type")
+    if get("event") == "bounce":  # the type first (see HARD_BOUNCE)
+        detail = f"{get('type') or HARD_BOUNCE}: {get('reason')}" if get("reason") else get("type")
     email = get("email")
     return {
         "provider": "sendgrid",
@@ -182,19 +187,11 @@ def row_of(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
         "email": str(email)[:320] if email else None,
         "subscriber_id": _int(get("subscriber_id")),
         "send_id": _send_of(get("stream")),
-        "occurred_at": _moment(stamp) if isinstance(stamp := get("timestamp"), int | str) else None,
+        "occurred_at": moment(stamp) if isinstance(stamp := get("timestamp"), int | str) else None,
         "received_at": received_at,
         "detail": str(detail)[:1000] if detail else None,
         "machine": bool(get("sg_machine_open")),
     }
-
-
-@lru_cache(maxsize=4096)  # a post's events share a few hundred distinct seconds
-def _moment(stamp: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(stamp), UTC) if stamp is not None else None
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _int(value: Any) -> int | None:
@@ -209,16 +206,3 @@ def _send_of(stream: Any) -> int | None:
     if isinstance(stream, str) and stream.startswith("send-"):
         return _int(stream[5:])
     return None
-
-
-def _by_address(connection: Any, addresses: set[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    listed = sorted(addresses)
-    for start in range(0, len(listed), 500):
-        for subscriber_id, key in connection.execute(
-            select(subscribers.c.id, subscribers.c.email_key).where(
-                subscribers.c.email_key.in_(listed[start : start + 500])
-            )
-        ):
-            found[key] = subscriber_id
-    return found

@@ -6,7 +6,6 @@ Message-ID). A transient failure (4.x.x) changes nothing by itself; the address 
 from __future__ import annotations
 
 import mailbox
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from hashlib import sha256
@@ -15,16 +14,17 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert, select
 
 from newsletter.domain.inbound import Inbound, classify
-from newsletter.domain.subscriber import SUPPRESSED, Source, Status
+from newsletter.domain.subscriber import NEVER_OVERRIDES, Source, Status
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
 from newsletter.infra.db.schema import deliveries, provider_events, subscribers
-from newsletter.services.feedback import COMPLAINED_ONLY, HARD
+from newsletter.services.provider_events import event_row
 from newsletter.services.subscribers import Context, change_status_in, now
 
+# What each kind of returned mail does, and where the change says it came from.
 EFFECTS = {
-    "bounce": (Status.BOUNCED, HARD, Source.PROVIDER),
-    "complaint": (Status.COMPLAINED, COMPLAINED_ONLY, Source.PROVIDER),
-    "unsubscribe": (Status.UNSUBSCRIBED, SUPPRESSED, Source.MAILTO),
+    "bounce": (Status.BOUNCED, Source.PROVIDER),
+    "complaint": (Status.COMPLAINED, Source.PROVIDER),
+    "unsubscribe": (Status.UNSUBSCRIBED, Source.MAILTO),
 }
 SOFT = "soft-bounce"
 # A send that any of these reached was not a failure, whatever delays were reported.
@@ -50,32 +50,36 @@ def apply(engine: Engine, signer: Signer, raw: bytes, soft_bounce_limit: int = 3
         if seen is not None:
             return Applied(found.kind, None, False, True, found.detail)
         subscriber_id, send_id = _who(connection, signer, found)
-        if subscriber_id is not None and send_id is None and found.kind == SOFT:
-            send_id = _last_send(connection, subscriber_id)  # a DSN follows its send closely
-        connection.execute(
-            insert(provider_events).values(
-                provider="mail",
-                event_id=event_id,
-                kind=found.kind,
-                email=found.addresses[0][:320] if found.addresses else None,
-                subscriber_id=subscriber_id,
-                send_id=send_id,
-                received_at=now(),
-                detail=found.detail,
-            )
+        recent: list[int] = []
+        if subscriber_id is not None and found.kind == SOFT:
+            recent = _recent_sends(connection, subscriber_id, soft_bounce_limit)
+            if send_id is None and recent:
+                send_id = recent[0]  # a DSN follows its send closely
+        email = found.addresses[0] if found.addresses else None
+        row = event_row(
+            "mail",
+            event_id,
+            found.kind,
+            now(),
+            email=email,
+            subscriber_id=subscriber_id,
+            send_id=send_id,
+            detail=found.detail,
         )
+        connection.execute(insert(provider_events), [row])
         changed = False
         effect = EFFECTS.get(found.kind)
         detail = f"inbound {found.kind} {event_id}"
         if effect is None and subscriber_id is not None and found.kind == SOFT:
-            in_a_row = _soft_in_a_row(connection, subscriber_id, soft_bounce_limit)
+            in_a_row = _soft_in_a_row(connection, subscriber_id, recent)
             if in_a_row >= soft_bounce_limit:
                 effect = EFFECTS["bounce"]
                 detail = f"inbound {in_a_row} soft bounces in a row, last {event_id}"
         if effect is not None and subscriber_id is not None:
-            status, unless, source = effect
+            status, source = effect
             context = Context(source, detail)
-            changed = change_status_in(connection, subscriber_id, status, context, unless=unless)
+            never = NEVER_OVERRIDES[status]
+            changed = change_status_in(connection, subscriber_id, status, context, unless=never)
     return Applied(found.kind, subscriber_id, changed, False, found.detail)
 
 
@@ -94,10 +98,8 @@ def _who(connection: Connection, signer: Signer, found: Inbound) -> tuple[int | 
             return token.subscriber_id, token.send_id
         except InvalidToken:
             pass
-    for key in found.keys:
-        send = re.match(r"send-(\d+)\.", key)
-        subscriber = int(key.rsplit("sub-", 1)[1])
-        return subscriber, int(send.group(1)) if send else None
+    for send, subscriber in found.keys:
+        return subscriber, send
     for address in found.addresses:
         row = connection.execute(
             select(subscribers.c.id).where(subscribers.c.email_key == address.lower())
@@ -107,20 +109,9 @@ def _who(connection: Connection, signer: Signer, found: Inbound) -> tuple[int | 
     return None, None
 
 
-def _last_send(connection: Connection, subscriber_id: int) -> int | None:
-    return connection.execute(
-        select(deliveries.c.send_id)
-        .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent")
-        .order_by(deliveries.c.send_id.desc())
-        .limit(1)
-    ).scalar()
-
-
-def _soft_in_a_row(connection: Connection, subscriber_id: int, limit: int) -> int:
-    """How many of the subscriber's latest sends (up to `limit`) came back with a transient
-    failure and were not reached after all, counted from the newest back to the first
-    that did not fail."""
-    recent = list(
+def _recent_sends(connection: Connection, subscriber_id: int, limit: int) -> list[int]:
+    """The subscriber's latest sends that handed them a message, newest first."""
+    return list(
         connection.execute(
             select(deliveries.c.send_id)
             .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent")
@@ -128,6 +119,12 @@ def _soft_in_a_row(connection: Connection, subscriber_id: int, limit: int) -> in
             .limit(limit)
         ).scalars()
     )
+
+
+def _soft_in_a_row(connection: Connection, subscriber_id: int, recent: list[int]) -> int:
+    """How many of the subscriber's latest sends (`recent`, newest first) came back with a
+    transient failure and were not reached after all, counted from the newest back to the
+    first that did not fail."""
     events = provider_events.c
     by_kind = connection.execute(
         select(events.kind, events.send_id)

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, and_, distinct, func, or_, select
 
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, provider_events, sends, subscriber_events
+from newsletter.services.feedback import is_hard_bounce
 from newsletter.services.ledger import Ledger
 
 
@@ -62,16 +63,7 @@ def send_stats(engine: Engine, send_id: int, links: int = 5) -> SendStats:
             ).scalar_one()
 
         delivered = people(events.kind == "delivered")
-        bounced = people(
-            or_(
-                and_(
-                    events.kind == "bounce",
-                    or_(events.detail == "bounce", events.detail.like("bounce: %")),
-                ),
-                and_(events.kind == "dropped", events.detail.ilike("%bounce%")),
-                and_(events.kind == "bounce", events.provider == "mail"),  # a 5.x.x DSN
-            )
-        )
+        bounced = people(is_hard_bounce(events))
         complained = people(
             or_(
                 events.kind == "spamreport",

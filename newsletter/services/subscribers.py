@@ -140,18 +140,30 @@ def record_event(
     at: datetime,
 ) -> None:
     connection.execute(
-        insert(subscriber_events).values(
-            subscriber_id=subscriber_id,
-            at=at,
-            kind=kind,
-            old_status=old and str(old),
-            new_status=new and str(new),
-            source=str(context.source),
-            detail=context.detail,
-            ip=context.ip,
-            user_agent=context.user_agent[:500] if context.user_agent else None,
-        )
+        insert(subscriber_events).values(**event_values(subscriber_id, kind, context, old, new, at))
     )
+
+
+def event_values(
+    subscriber_id: int,
+    kind: str,
+    context: Context,
+    old: Status | None,
+    new: Status | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """One line of the consent log."""
+    return {
+        "subscriber_id": subscriber_id,
+        "at": at,
+        "kind": kind,
+        "old_status": old and str(old),
+        "new_status": new and str(new),
+        "source": str(context.source),
+        "detail": context.detail,
+        "ip": context.ip,
+        "user_agent": context.user_agent[:500] if context.user_agent else None,
+    }
 
 
 def timestamps_for(status: Status, at: datetime) -> dict[str, datetime]:
@@ -207,19 +219,7 @@ def change_statuses_in(connection: Connection, changes: Sequence[StatusChange]) 
             continue
         current[change.subscriber_id] = final[change.subscriber_id] = change.new
         context = change.context
-        log.append(
-            {
-                "subscriber_id": change.subscriber_id,
-                "at": at,
-                "kind": "status",
-                "old_status": str(old),
-                "new_status": str(change.new),
-                "source": str(context.source),
-                "detail": context.detail,
-                "ip": context.ip,
-                "user_agent": context.user_agent[:500] if context.user_agent else None,
-            }
-        )
+        log.append(event_values(change.subscriber_id, "status", context, old, change.new, at))
     by_status: dict[Status, list[int]] = {}
     for subscriber_id, status in final.items():
         by_status.setdefault(status, []).append(subscriber_id)

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.domain.subscriber import (
-    SUPPRESSED,
+    NEVER_OVERRIDES,
     InvalidAddress,
     Source,
     Status,
@@ -43,12 +43,16 @@ from newsletter.errors import ConfigError, InputError, NewsletterError
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import provider_events, subscribers
 from newsletter.infra.sendgrid_api import Entry, SuppressionList, SuppressionsApi
-from newsletter.services.feedback import COMPLAINED_ONLY, HARD
+from newsletter.services.provider_events import (
+    event_row,
+    known_event_ids,
+    moment,
+    subscriber_ids_by_key,
+)
 from newsletter.services.subscribers import Context, change_status_in, erasure_salt, now
 
 PUSHED_STATUSES = (Status.UNSUBSCRIBED, Status.COMPLAINED)
 GROUP_SETTING = "[sendgrid] asm_group_id"
-BATCH = 500  # addresses per IN (...) query
 T = TypeVar("T")
 
 
@@ -59,8 +63,7 @@ class Kind:
     name: str  # in event ids and `provider_events.kind` ("suppression-<name>")
     label: str
     source: SuppressionList | None  # None: the unsubscribe group
-    status: Status
-    unless: frozenset[Status]  # statuses this list never overrides
+    status: Status  # what it never overrides: NEVER_OVERRIDES[status]
 
 
 # Strongest first, so a person on several lists moves once, straight to the strongest status.
@@ -70,18 +73,16 @@ KINDS = (
         "spam reports",
         SuppressionList.SPAM_REPORTS,
         Status.COMPLAINED,
-        COMPLAINED_ONLY,
     ),
-    Kind("bounce", "bounces", SuppressionList.BOUNCES, Status.BOUNCED, HARD),
-    Kind("invalid-email", "invalid emails", SuppressionList.INVALID_EMAILS, Status.BOUNCED, HARD),
+    Kind("bounce", "bounces", SuppressionList.BOUNCES, Status.BOUNCED),
+    Kind("invalid-email", "invalid emails", SuppressionList.INVALID_EMAILS, Status.BOUNCED),
     Kind(
         "unsubscribe",
         "global unsubscribes",
         SuppressionList.UNSUBSCRIBES,
         Status.UNSUBSCRIBED,
-        SUPPRESSED,
     ),
-    Kind("group-unsubscribe", "group unsubscribes", None, Status.UNSUBSCRIBED, SUPPRESSED),
+    Kind("group-unsubscribe", "group unsubscribes", None, Status.UNSUBSCRIBED),
 )
 
 
@@ -233,7 +234,7 @@ def _apply(
     keyed = [[(entry, key_of(entry.email)) for entry in entries] for _, entries in pulled]
     received_at = now()
     with engine.begin() as connection:
-        ids = _by_key(connection, {key for entries in keyed for _, key in entries})
+        ids = subscriber_ids_by_key(connection, {key for entries in keyed for _, key in entries})
         salt = erasure_salt(connection)
         rows: dict[str, tuple[Kind, KindCount, dict[str, Any]]] = {}
         for (kind, _), count, entries in zip(pulled, counts, keyed, strict=True):
@@ -255,7 +256,11 @@ def _apply(
             count.new += 1
             context = Context(Source.PROVIDER, f"sendgrid suppression list {row['event_id']}")
             count.changed += change_status_in(
-                connection, row["subscriber_id"], kind.status, context, unless=kind.unless
+                connection,
+                row["subscriber_id"],
+                kind.status,
+                context,
+                unless=NEVER_OVERRIDES[kind.status],
             )
     return counts
 
@@ -271,49 +276,19 @@ def _event_id(kind: Kind, key: str, entry: Entry, group_id: int | None, salt: st
 def _row(
     kind: Kind, event_id: str, entry: Entry, subscriber_id: int, received_at: datetime
 ) -> dict[str, Any]:
-    try:
-        occurred = datetime.fromtimestamp(entry.created, UTC) if entry.created else None
-    except (OverflowError, OSError, ValueError):
-        occurred = None
-    return {
-        "provider": "sendgrid",
-        "event_id": event_id,
-        "kind": f"suppression-{kind.name}"[:32],
-        "email": entry.email[:320],
-        "subscriber_id": subscriber_id,
-        "send_id": None,
-        "occurred_at": occurred,
-        "received_at": received_at,
-        "detail": entry.reason,
-        "machine": False,
-    }
+    return event_row(
+        "sendgrid",
+        event_id,
+        f"suppression-{kind.name}",
+        received_at,
+        email=entry.email,
+        subscriber_id=subscriber_id,
+        occurred_at=moment(entry.created) if entry.created else None,
+        detail=entry.reason,
+    )
 
 
-def _by_key(connection: Connection, keys: Iterable[str]) -> dict[str, int]:
-    """Subscriber ids by `email_key` (erased subscribers have none: not on our list)."""
-    found: dict[str, int] = {}
-    listed = sorted(keys)
-    for start in range(0, len(listed), BATCH):
-        for subscriber_id, key in connection.execute(
-            select(subscribers.c.id, subscribers.c.email_key).where(
-                subscribers.c.email_key.in_(listed[start : start + BATCH])
-            )
-        ):
-            found[key] = subscriber_id
-    return found
-
-
-def _known(connection: Connection, event_ids: list[str]) -> set[str]:
-    known: set[str] = set()
-    for start in range(0, len(event_ids), BATCH):
-        known.update(
-            connection.execute(
-                select(provider_events.c.event_id).where(
-                    provider_events.c.event_id.in_(event_ids[start : start + BATCH])
-                )
-            ).scalars()
-        )
-    return known
+_known = known_event_ids  # a name of its own: tests make two syncs race through it
 
 
 def _push(engine: Engine, api: SuppressionsApi, group_id: int, members: list[str]) -> PushResult:

@@ -91,8 +91,14 @@ def test_stored_reasons_and_json_output_pass_through_redaction(sending, cli, mon
 def test_redaction_covers_every_configured_secret_and_url_passwords(monkeypatch):
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "old-signing-key-0123, new-signing-key-4567")
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", "postgresql://app:db-pass-1@db/news")
-    text = "keys old-signing-key-0123 new-signing-key-4567 db-pass-1 smtp://me:pw@host"
-    assert redact(text) == "keys [redacted] [redacted] [redacted] smtp://me:***@host"
+    monkeypatch.setenv("NEWSLETTER_WEBHOOKS__INBOUND_SECRET", "inbound-path-secret-0123")
+    text = (
+        "keys old-signing-key-0123 new-signing-key-4567 db-pass-1 smtp://me:pw@host "
+        "/webhooks/inbound/inbound-path-secret-0123"
+    )
+    assert redact(text) == (
+        "keys [redacted] [redacted] [redacted] smtp://me:***@host /webhooks/inbound/[redacted]"
+    )
     assert redact_data({"a": ["new-signing-key-4567"], "b": 3}) == {"a": ["[redacted]"], "b": 3}
 
 

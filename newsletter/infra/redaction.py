@@ -9,7 +9,12 @@ import os
 import re
 from typing import Any
 
-SECRET_VARIABLES = ("NEWSLETTER_SECRET_KEY", "SENDGRID_API_KEY", "NEWSLETTER_SMTP__PASSWORD")
+SECRET_VARIABLES = (
+    "NEWSLETTER_SECRET_KEY",
+    "SENDGRID_API_KEY",
+    "NEWSLETTER_SMTP__PASSWORD",
+    "NEWSLETTER_WEBHOOKS__INBOUND_SECRET",
+)
 URL_VARIABLES = ("NEWSLETTER_DATABASE_URL",)
 MASK = "[redacted]"
 # user:password@ after a scheme's // (also in a malformed URL such as "pg//u:pw@host").

@@ -491,3 +491,23 @@ def test_forged_truncated_altered_and_cross_purpose_tokens_all_get_404(web):
             )
             assert response.status_code == 404, (bad, method, path)
     assert web.store.get("target@example.com").status == "active"
+
+
+def test_a_bad_content_length_is_400_but_a_routes_own_value_error_is_not(web):
+    import httpx
+    from conftest import running
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from newsletter.web.middleware import Guard
+
+    head = "POST /subscribe HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: abc\r\n\r\n"
+    assert _answer_to(web.url, head, []).startswith("HTTP/1.1 400")
+
+    def broken(request):  # a handler's bug, not the client's request
+        raise ValueError("something inside went wrong")
+
+    app = Starlette(routes=[Route("/x", broken)])
+    app.add_middleware(Guard)
+    with running(app) as url:
+        assert httpx.get(f"{url}/x").status_code == 500

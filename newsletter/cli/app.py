@@ -131,7 +131,7 @@ def _main(
 
 
 def open_current_workspace() -> Workspace:
-    from newsletter.infra.setting_tables import is_local_http
+    from newsletter.domain.links import is_local_http
     from newsletter.infra.workspace import open_workspace
 
     workspace = open_workspace(options.workspace)

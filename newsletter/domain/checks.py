@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 from newsletter.domain.findings import Finding, Severity
 from newsletter.domain.image_checks import image_src_allowed
 from newsletter.domain.issue import Issue
-from newsletter.domain.links import is_allowed_link
+from newsletter.domain.links import is_allowed_link, is_local_http
 from newsletter.domain.personalize import (
     CLOSE,
     OPEN,
@@ -323,11 +323,7 @@ def as_written(href: str, files: list[tuple[str, str]]) -> tuple[str, str | None
 def _check_html(parsed: _Tags, files: list[tuple[str, str]], base_url: str) -> list[Finding]:
     out: list[Finding] = []
     own = base_url + "/" if base_url else None
-    local = (
-        own
-        if own and own.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
-        else None
-    )
+    local = own if own and is_local_http(own) else None
     foreign = [h for h in dict.fromkeys(parsed.links) if not (own and h.startswith(own))]
     written = [as_written(h, files) for h in foreign]
     out.extend(check_reserved_links([w for w, _, _ in written], [(f, n) for _, f, n in written]))

@@ -33,6 +33,14 @@ def host_in(url: str, domains: Iterable[str]) -> bool:
     return False
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_local_http(url: str) -> bool:
+    """Plain http on this machine: allowed for trying the whole flow locally."""
+    return url.startswith("http://") and urlsplit(url).hostname in LOOPBACK_HOSTS
+
+
 def tag_url(url: str, utm: Utm | None) -> str:
     """Add UTM parameters to an http(s) link on one of our own domains, keeping its query
     and any utm_ it already has; every other link is returned as written."""

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from newsletter.domain.links import is_local_http
+
 
 def _http_url(value: str) -> str:
     if not re.match(r"^https?://[^\s/?#]+", value):
@@ -33,11 +34,6 @@ def _http_url(value: str) -> str:
 
 
 HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def is_local_http(url: str) -> bool:
-    return url.startswith("http://") and urlsplit(url).hostname in LOOPBACK_HOSTS
 
 
 def _base_url(value: str) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-_DOI_HOSTS = {"doi.org", "dx.doi.org", "www.doi.org"}
+DOI_HOSTS = frozenset({"doi.org", "dx.doi.org", "www.doi.org"})
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def url_key(url: str) -> str:
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").rstrip(".").lower()
     path = parts.path.rstrip("/")
-    if host in _DOI_HOSTS:
-        host, path = "doi.org", path.lower()
+    if host in DOI_HOSTS:  # a DOI may be written with its slash escaped (%2F)
+        host, path = "doi.org", unquote(path).lower()
     return f"{host}{path}?{parts.query}" if parts.query else f"{host}{path}"
 
 

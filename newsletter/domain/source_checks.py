@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
+from newsletter.domain.citations import DOI_HOSTS, url_key
 from newsletter.domain.findings import Finding, Severity
 from newsletter.domain.issue import Issue
 
-DOI_HOSTS = frozenset({"doi.org", "dx.doi.org", "www.doi.org"})
 # A DOI: "10." + a registrant code of 4-9 digits (dot-separated parts allowed) + "/" + suffix.
 _DOI = re.compile(r"10\.\d{4,9}(?:\.\d+)*/\S+")
 # RFC 2606 and RFC 6761: names that can never be a real site.
@@ -42,14 +42,6 @@ def bad_doi(url: str) -> str | None:
     return None
 
 
-def normalized(url: str) -> str:
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    if host in DOI_HOSTS:
-        return "doi:" + unquote(parts.path.lstrip("/")).lower()
-    return f"{host}{parts.path.rstrip('/')}?{parts.query}"
-
-
 def check_sources(issue: Issue) -> list[Finding]:
     out: list[Finding] = []
     for snippet in issue.snippets:
@@ -57,7 +49,7 @@ def check_sources(issue: Issue) -> list[Finding]:
         for index, source in enumerate(snippet.meta.sources):
             line = snippet.front.line_of("sources", index, "url")
             where = (snippet.file, line)
-            key = normalized(source.url)
+            key = url_key(source.url)
             if key in seen:
                 out.append(
                     Finding(

@@ -11,6 +11,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from newsletter.domain.archive import page_url
 from newsletter.domain.citations import Reference, References
 from newsletter.domain.issue import Issue
 from newsletter.domain.links import Utm, tag_url
@@ -21,11 +22,6 @@ from newsletter.services.composition import sections_context
 # After the preheader: invisible characters, so inboxes do not go on with the body text.
 PREHEADER_FILLER = Markup("&#847;&zwnj;&nbsp;" * 90)
 SNIPPET_TOP_HEADING = 3  # snippet titles are h2; their own headings start below
-
-
-def archive_url(settings: Settings, slug: str) -> str:
-    """Where the public web archive shows an issue."""
-    return f"{settings.base_url}/archive/{slug}/"
 
 
 def issue_utm(settings: Settings, slug: str) -> Utm | None:
@@ -44,7 +40,7 @@ def issue_context(issue: Issue, settings: Settings, *, public: bool) -> dict[str
     utm = None if public else issue_utm(settings, issue.slug)
     refs = References((s.title, s.url) for snippet in issue.snippets for s in snippet.meta.sources)
     intro = render_markdown(issue.source.intro, utm, refs=refs, top_heading=SNIPPET_TOP_HEADING)
-    page = archive_url(settings, issue.slug)
+    page = page_url(settings.base_url, issue.slug)
     composed = sections_context(
         issue, refs=refs, utm=utm, public=public, base_url=settings.base_url, page_url=page
     )

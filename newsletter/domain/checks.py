@@ -123,6 +123,13 @@ def run_checks(
     return sorted(dict.fromkeys(findings), key=lambda f: f.severity != Severity.ERROR)
 
 
+def web_links(html: str) -> list[str]:
+    """Every http(s) link and image of an email, each once (for `check --online`)."""
+    parsed = _parse(html)
+    found = [*parsed.links, *(str(image.get("src") or "") for image in parsed.images)]
+    return [url for url in dict.fromkeys(found) if url.startswith(("http://", "https://"))]
+
+
 def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.severity == Severity.ERROR for f in findings)
 

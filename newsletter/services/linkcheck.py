@@ -8,20 +8,18 @@ threads and a timeout per request keep a slow site from stalling the check."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 from newsletter import __version__
-from newsletter.domain.checks import as_written
+from newsletter.domain.checks import as_written, web_links
 from newsletter.domain.findings import Finding, Severity
+from newsletter.infra.files import open_atomically
 from newsletter.services.build import Build
 
 CACHE_FILE = "linkcheck.json"
@@ -106,31 +104,15 @@ class LinkChecker:
             return
         self.cache.parent.mkdir(parents=True, exist_ok=True)
         keep = {u: asdict(r) for u, r in results.items() if time.time() - r.checked_at < DAY}
-        fd, temp = tempfile.mkstemp(dir=self.cache.parent, prefix=".linkcheck-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with open_atomically(self.cache) as handle:
             json.dump(keep, handle)
-        os.replace(temp, self.cache)
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        url = found.get("href") if tag == "a" else found.get("src") if tag == "img" else None
-        if url and url.startswith(("http://", "https://")):
-            self.links.append(url)
 
 
 def links_to_check(html: str, base_url: str) -> list[str]:
     """The web links of an email, without our own pages (an archive page does not exist
     before the send, and personal links are checked by other means)."""
-    parser = _Links()
-    parser.feed(html)
     own = base_url.rstrip("/") + "/"
-    return [u for u in dict.fromkeys(parser.links) if not u.startswith(own)]
+    return [u for u in web_links(html) if not u.startswith(own)]
 
 
 def online_findings(results: dict[str, LinkResult], files: list[tuple[str, str]]) -> list[Finding]:

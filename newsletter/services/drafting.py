@@ -32,7 +32,7 @@ from newsletter.infra.files import display_path
 from newsletter.infra.workspace import Workspace
 from newsletter.services.library import Library
 from newsletter.services.reuse import snippet_usage
-from newsletter.services.scaffold import Created, _check_name, _create
+from newsletter.services.scaffold import Created, check_name, create_new
 
 DEFAULT_COUNT = 5
 
@@ -87,7 +87,7 @@ def draft_from_library(
 ) -> Drafted:
     """Choose, group, write `issues/SLUG.md` (status draft). Input errors: a bad name, an
     existing file, a count below 1, a tag no snippet has, nothing left to pick."""
-    _check_name("issue", slug)
+    check_name("issue", slug)
     if count < 1:
         raise InputError(f"--count must be 1 or more (got {count})")
     library = Library(workspace)
@@ -114,7 +114,7 @@ def draft_from_library(
         day,
     )
     parse_issue(slug, text, display_path(path))
-    return Drafted(_create(path, text), day, choice, sections)
+    return Drafted(create_new(path, text), day, choice, sections)
 
 
 def _check_tags(wanted: Sequence[str], known: set[str]) -> None:

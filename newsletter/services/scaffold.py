@@ -35,18 +35,18 @@ class SnippetView:
 
 
 def new_snippet(library: Library, snippet_id: str, title: str | None, today: date) -> Created:
-    _check_name("snippet", snippet_id)
+    check_name("snippet", snippet_id)
     folder = library.workspace.snippets_dir
     path = folder / f"{snippet_id}.md"
     text = snippet_text(title or f"{TK}: {snippet_id.replace('-', ' ')}", today)
     parse_snippet(snippet_id, text, display_path(path))
-    return _create(path, text)
+    return create_new(path, text)
 
 
 def new_issue(
     library: Library, slug: str, snippet_ids: Sequence[str], day: date, subject: str | None
 ) -> Created:
-    _check_name("issue", slug)
+    check_name("issue", slug)
     known = library.snippet_paths()
     for sid in snippet_ids:
         if sid not in known:
@@ -54,7 +54,7 @@ def new_issue(
     path = library.workspace.issues_dir / f"{slug}.md"
     text = issue_text(subject or f"{TK}: the subject line", snippet_ids, day)
     parse_issue(slug, text, display_path(path))
-    return _create(path, text)
+    return create_new(path, text)
 
 
 def show_snippet(library: Library, snippet_id: str) -> SnippetView:
@@ -66,7 +66,8 @@ def show_snippet(library: Library, snippet_id: str) -> SnippetView:
     return SnippetView(snippet, render_markdown(snippet.body, None).text, used_by)
 
 
-def _check_name(kind: str, name: str) -> None:
+def check_name(kind: str, name: str) -> None:
+    """A content file name (it becomes the file name): also used by drafting."""
     if not NAME_PATTERN.match(name):
         raise InputError(
             f"{kind} name '{name}' must be lowercase letters, digits and dashes "
@@ -74,7 +75,7 @@ def _check_name(kind: str, name: str) -> None:
         )
 
 
-def _create(path: Path, text: str) -> Created:
+def create_new(path: Path, text: str) -> Created:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
 
-from newsletter.domain.findings import Finding, Severity
+from newsletter.domain.findings import Finding, Severity, ordered
 from newsletter.domain.image_checks import image_src_allowed
 from newsletter.domain.issue import Issue
 from newsletter.domain.links import is_allowed_link, is_local_http
@@ -120,7 +120,7 @@ def run_checks(
         *theme,
     ]
     # A source's problem is found in its front matter and again as a link: say it once.
-    return sorted(dict.fromkeys(findings), key=lambda f: f.severity != Severity.ERROR)
+    return ordered(findings)
 
 
 def web_links(html: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
@@ -27,3 +28,12 @@ class Finding:
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "severity": str(self.severity)}
+
+
+def ordered(*groups: Iterable[Finding]) -> list[Finding]:
+    """Findings from several checks as one list: errors first, each finding once (the same
+    problem can be found twice, e.g. an http image by the image rules and in the HTML)."""
+    return sorted(
+        dict.fromkeys(f for group in groups for f in group),
+        key=lambda f: f.severity != Severity.ERROR,
+    )

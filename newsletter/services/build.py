@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from newsletter.domain.checks import CheckLimits, Finding, Severity, has_errors, run_checks
+from newsletter.domain.checks import CheckLimits, Finding, has_errors, run_checks
+from newsletter.domain.findings import ordered
 from newsletter.domain.image_checks import check_images
 from newsletter.domain.issue import Issue
 from newsletter.domain.personalize import (
@@ -84,13 +85,7 @@ class Builder:
             theme=theme_findings(self.workspace),
         )
         images = check_images(issue, max_bytes=self.workspace.settings.checks.image_max_kb * 1024)
-        return Build(issue, rendering.mjml, rendering.rendered, probe, merged(findings, images))
-
-
-def merged(findings: list[Finding], more: list[Finding]) -> list[Finding]:
-    """Both lists, errors first, each finding once (an http image is found by the image
-    checks and again in the rendered HTML)."""
-    return sorted(dict.fromkeys([*findings, *more]), key=lambda f: f.severity != Severity.ERROR)
+        return Build(issue, rendering.mjml, rendering.rendered, probe, ordered(findings, images))
 
 
 def theme_findings(workspace: Workspace) -> list[Finding]:

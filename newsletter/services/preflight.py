@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from newsletter.domain.findings import Severity
+from newsletter.domain.findings import ordered
 from newsletter.infra.workspace import Workspace
 from newsletter.services.build import Build, Builder
 
@@ -28,5 +28,4 @@ def check_issue(
 
         settings = workspace.settings
         findings += check_online(build, workspace.state_dir, settings.base_url)
-    ordered = sorted(dict.fromkeys(findings), key=lambda f: f.severity != Severity.ERROR)
-    return replace(build, findings=ordered)
+    return replace(build, findings=ordered(findings))

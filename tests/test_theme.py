@@ -368,22 +368,31 @@ def test_a_logo_url_is_shown_in_the_header_band_at_its_width_with_alt(sample):
 
 
 def test_a_local_logo_is_served_from_the_archive_images(sample):
-    sample.write("issues/images/brand/logo.png", png())
+    sample.write("issues/images/logo.png", png())
     lines = set_theme(
-        sample, '[theme]\nlogo = "brand/logo.png"\nlogo_alt = "Follicle Notes"\nlogo_width = 96\n'
+        sample, '[theme]\nlogo = "logo.png"\nlogo_alt = "Follicle Notes"\nlogo_width = 96\n'
     )
     result = build(sample)
     tag = logo_tag(result.rendered.html)
-    assert f'src="{BASE_URL}/archive/images/brand/logo.png"' in tag
+    assert f'src="{BASE_URL}/archive/images/logo.png"' in tag
     assert 'width="96"' in tag and 'alt="Follicle Notes"' in tag
     assert not [f for f in result.findings if f.severity == "error"], result.findings
     assert lines  # the table was written
     # `issues/images/...` written out in full is the same file.
     text = (sample.root / "newsletter.toml").read_text(encoding="utf-8")
     (sample.root / "newsletter.toml").write_text(
-        text.replace('"brand/logo.png"', '"issues/images/brand/logo.png"'), encoding="utf-8"
+        text.replace('"logo.png"', '"issues/images/logo.png"'), encoding="utf-8"
     )
-    assert f"{BASE_URL}/archive/images/brand/logo.png" in build(sample).rendered.html
+    assert f"{BASE_URL}/archive/images/logo.png" in build(sample).rendered.html
+
+
+def test_a_logo_in_a_subfolder_is_an_error_not_a_broken_image(sample):
+    # serve and the archive publish only files directly in issues/images/ (as for snippet
+    # images): a logo elsewhere would be a 404 in every email.
+    sample.write("issues/images/brand/logo.png", png())
+    set_theme(sample, '[theme]\nlogo = "brand/logo.png"\nlogo_alt = "Follicle Notes"\n')
+    codes = {f.code for f in build(sample).findings if f.severity == "error"}
+    assert "theme-logo-invalid" in codes
 
 
 def test_a_missing_local_logo_is_a_check_error_at_its_line(sample):
@@ -507,9 +516,9 @@ def test_the_confirmation_email_with_the_default_theme_shows_the_name_in_the_ban
 
 def test_email_theme_builds_the_logo_url_from_the_base_url():
     theme = email_theme(
-        ThemeSettings(logo="a b.png", logo_alt="A", logo_width=80), "https://x.example/"
+        ThemeSettings(logo="brand_logo.png", logo_alt="A", logo_width=80), "https://x.example/"
     )
     assert theme.logo is not None
-    assert theme.logo.src == "https://x.example/archive/images/a%20b.png"
-    assert (theme.logo.file, theme.logo.width) == ("a b.png", 80)
+    assert theme.logo.src == "https://x.example/archive/images/brand_logo.png"
+    assert (theme.logo.file, theme.logo.width) == ("brand_logo.png", 80)
     assert email_theme(ThemeSettings(footer_text="  "), "https://x.example").footer_text is None

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from newsletter.domain.findings import Finding, Severity
+from newsletter.domain.images import LOCAL_PREFIX, URL_PATH, image_file_name
 from newsletter.domain.palette import (
     AA_NORMAL_TEXT,
     DARK,
@@ -43,7 +44,6 @@ from newsletter.domain.personalize import CLOSE, OPEN
 CONFIG_FILE = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"
 IMAGES_FOLDER = "issues/images"
-IMAGES_URL = "/archive/images"  # where `serve` and the archive build publish issues/images/
 DEFAULT_FONT = "Helvetica, Arial, sans-serif"
 GENERIC_FONTS = frozenset(
     {"serif", "sans-serif", "monospace", "cursive", "fantasy", "system-ui", "ui-sans-serif"}
@@ -241,16 +241,12 @@ def font_stack(value: str) -> Markup:
 
 
 def logo_file(value: str) -> str | None:
-    """The path under issues/images/ of a local logo (`logo.png`, `issues/images/logo.png`),
-    or None for anything else (a URL, or a path that leaves the folder)."""
-    value = value.strip()
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:|^//", value) or "\\" in value:
-        return None
-    path = value.removeprefix("./").removeprefix(IMAGES_FOLDER + "/")
-    parts = path.split("/")
-    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        return None
-    return path
+    """The file in issues/images/ of a local logo (`logo.png`, `images/logo.png`,
+    `issues/images/logo.png`), or None for anything else: a URL, a subfolder, a path that
+    leaves the folder, a type the archive does not publish (the same rule as snippet
+    images, so the logo the email points at is one `serve` answers)."""
+    path = value.strip().removeprefix("./").removeprefix(IMAGES_FOLDER + "/")
+    return image_file_name(path.removeprefix(LOCAL_PREFIX))
 
 
 def _logo(theme: ThemeValues, base_url: str) -> Logo | None:
@@ -263,7 +259,7 @@ def _logo(theme: ThemeValues, base_url: str) -> Logo | None:
     file = logo_file(value)
     if file is None:  # reported by `check_theme`; the src shows what was given
         return Logo(src=value, alt=alt, width=width)
-    return Logo(src=f"{base_url}{IMAGES_URL}/{quote(file)}", alt=alt, width=width, file=file)
+    return Logo(src=f"{base_url}{URL_PATH}/{quote(file)}", alt=alt, width=width, file=file)
 
 
 def email_theme(theme: ThemeValues, base_url: str) -> Theme:
@@ -432,7 +428,7 @@ def check_theme(
                     Severity.ERROR,
                     "theme-logo-missing",
                     f"[theme] logo {IMAGES_FOLDER}/{local} does not exist; the email would "
-                    f"show a broken image from {base_url.rstrip('/')}{IMAGES_URL}/{quote(local)}",
+                    f"show a broken image from {base_url.rstrip('/')}{URL_PATH}/{quote(local)}",
                     file,
                     line,
                 )

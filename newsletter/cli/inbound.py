@@ -12,7 +12,6 @@ from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, print_json
 from newsletter.errors import ExitStatus, NewsletterError
-from newsletter.infra.redaction import redact
 
 
 @app.command(epilog="Examples: newsletter inbound < bounce.eml | newsletter inbound --mbox FILE")
@@ -43,10 +42,9 @@ def inbound(
             for raw in mails:
                 results.append(apply(engine, keys, raw, limit))
     except NewsletterError as exc:
-        if exc.exit_status != ExitStatus.UNAVAILABLE:
-            raise
-        err.print(Text.assemble(("error: ", "bold red"), redact(str(exc))))
-        raise typer.Exit(int(ExitStatus.TEMPFAIL)) from None
+        if exc.exit_status == ExitStatus.UNAVAILABLE:  # printed by the CLI as any error is
+            exc.exit_status = ExitStatus.TEMPFAIL
+        raise
     if as_json:
         print_json([r.__dict__ for r in results])
         return

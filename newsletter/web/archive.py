@@ -23,13 +23,15 @@ from starlette.routing import BaseRoute, Route
 from newsletter.domain.images import content_type
 from newsletter.services.archive import ArchiveCache, ArchiveSite
 from newsletter.services.composition import image_path, images_dir
+from newsletter.web.middleware import SECURITY_HEADERS
 
 # The subscriber pages' policy, plus images: issues may show https images of their own, and
 # ours from /archive/images/ ('self', for a `serve` on this machine over plain http).
 # (The middleware adds its headers only where a route has not set them.)
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; img-src 'self' https: data:; "
-    "style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "default-src 'none';", "default-src 'none'; img-src 'self' https: data:;"
+    ),
     # Public, but checked again on every visit (a 304 when unchanged, thanks to the ETag):
     # an issue taken off the archive, or corrected, shows at once.
     "Cache-Control": "public, no-cache",

@@ -265,6 +265,8 @@ class _Handler:
         drop = False
         if owner.delay:
             await asyncio.sleep(owner.delay)
+        if owner._hold_after is not None:
+            await owner._hold_if_due()
         with owner._cond:
             if owner._data_failures:
                 owner._data_failures -= 1
@@ -336,6 +338,8 @@ class SmtpServer:
         self._data_failures = 0
         self._data_failure_reply = ""
         self._drop_after: int | None = None
+        self._hold_after: int | None = None
+        self._held = 0
         self._tmpdir: str | None = None
         self._controller: _Controller | None = None
 
@@ -461,7 +465,45 @@ class SmtpServer:
         with self._cond:
             self._drop_after = messages
 
+    def hold_after(self, messages: int) -> None:
+        """Accept the next `messages` messages, then keep every later one waiting at the end
+        of DATA with no reply until release(): the client cannot know whether it got through."""
+        with self._cond:
+            self._hold_after = messages
+
+    def wait_held(self, count: int, timeout: float = 10) -> None:
+        """Block until `count` messages are waiting for their reply; TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._held < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{self._held} of {count} messages held in {timeout} s")
+                self._cond.wait(remaining)
+
+    def release(self) -> None:
+        """Let the held messages through (recorded and answered) and hold no more."""
+        with self._cond:
+            self._hold_after = None
+            self._cond.notify_all()
+
     # -- called from the server thread --------------------------------------------------
+
+    async def _hold_if_due(self) -> None:
+        with self._cond:
+            if self._hold_after is None:
+                return
+            if self._hold_after > 0:
+                self._hold_after -= 1
+                return
+            self._held += 1
+            self._cond.notify_all()
+        while True:  # a poll, so the server's event loop keeps serving other connections
+            await asyncio.sleep(0.005)
+            with self._cond:
+                if self._hold_after is None:
+                    self._held -= 1
+                    return
 
     def _new_session(self) -> int:
         with self._cond:

@@ -258,6 +258,23 @@ class Sending:
         )  # type: ignore[arg-type]
         return ledger, dispatcher.run(record.id)
 
+    def cancel_after_one(self, issue: str = "2026-12-welcome"):  # type: ignore[no-untyped-def]
+        """A send of `issue` that reached one reader and was then cancelled (the rest end
+        skipped), done through the work queue as a worker and `sends cancel` would."""
+        from newsletter.domain.delivery import DeliveryStatus
+        from newsletter.services.claims import Verdict, WorkQueue
+        from newsletter.services.ledger import Ledger
+        from newsletter.services.sending import create_send, plan_send
+
+        ledger, queue = Ledger(self.engine), WorkQueue(self.engine)
+        plan = plan_send(self.workspace, self.engine, issue, again=True)
+        record = create_send(ledger, plan, again=True)
+        batch = queue.claim(record.id, queue.register_worker(record.id), 1)
+        queue.checkpoint(batch, [], [c.delivery_id for c in batch.claims])
+        queue.record(batch, [Verdict(batch.claims[0].delivery_id, DeliveryStatus.SENT, 1)])
+        ledger.cancel(record.id)
+        return ledger.get(record.id)
+
     def add(self, count: int, **kwargs: object) -> list[int]:
         from newsletter.domain.subscriber import Source
         from newsletter.services.subscribers import Context

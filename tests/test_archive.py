@@ -145,6 +145,17 @@ def test_cancelled_and_test_sends_publish_nothing(sending, cli, tmp_path):
     assert feedparser.parse((tmp_path / "site" / "feed.xml").read_bytes()).entries == []
 
 
+def test_an_issue_a_cancelled_send_reached_is_published(sending, cli, tmp_path):
+    """Its readers' "View online" link leads to the archive page, so the page must exist."""
+    sending.add(3)
+    sending.cancel_after_one(WELCOME)
+
+    report = build(cli, tmp_path / "site")
+
+    assert [i["slug"] for i in report["issues"]] == [WELCOME]
+    assert (tmp_path / "site" / WELCOME / "index.html").is_file()
+
+
 def test_a_sent_issue_whose_file_is_gone_is_left_out_with_a_warning(sending, cli, tmp_path):
     sending.add(1)
     sending.run("outbox", WELCOME)

@@ -145,6 +145,13 @@ def test_a_cancelled_send_that_sent_nobody_does_not_count(sending):
     assert "alpha" not in snippet_usage(sending.workspace, sending.engine)
 
 
+def test_a_cancelled_send_that_reached_a_reader_counts(sending):
+    sending.add(2)
+    record = sending.cancel_after_one(WELCOME)
+    last = snippet_usage(sending.workspace, sending.engine)["how-microneedling-works"].last
+    assert last.send_id == record.id and last.sent == 1
+
+
 def test_a_send_from_before_reuse_tracking_is_read_from_its_issue_file(sending):
     sending.add(2)
     ledger = Ledger(sending.engine)

@@ -162,3 +162,13 @@ def test_a_recurring_rule_skips_when_nothing_is_ready_then_sends_the_oldest(send
     [send] = Ledger(sending.engine).list()
     assert send.issue_slug == ISSUE  # the oldest by date; published is sendable like ready
     assert book.get(rule["id"]).state == "scheduled"  # a rule waits for its next firing
+
+
+def test_a_recurring_rule_passes_over_an_issue_a_cancelled_send_reached(sending, cli):
+    sending.add(2)
+    sending.cancel_after_one(ISSUE)  # one reader has it: picking it again would resend
+    rule = schedule(cli, "--cron", "0 9 * * MON", "--next-ready", "--tz", "Europe/London")
+    make_due(sending, rule["id"])
+    assert "fired schedule=" in cli("daemon", "--once").out
+    newest = Ledger(sending.engine).list()[0]
+    assert newest.issue_slug == "2027-01-evidence"

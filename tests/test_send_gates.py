@@ -50,6 +50,18 @@ def test_a_cancelled_send_does_not_count_as_sent(sending, cli):
     assert cli("send", ISSUE, "--yes").code == 0
 
 
+def test_a_send_cancelled_after_it_reached_a_reader_counts_as_sent(sending, cli):
+    sending.add(3)
+    cancelled = sending.cancel_after_one(ISSUE)
+    assert (cancelled.counts["sent"], cancelled.counts["skipped"]) == (1, 2)
+    again = cli("send", ISSUE, "--yes")
+    assert again.code == ExitStatus.INPUT_ERROR
+    assert f"already sent: send #{cancelled.id}" in again.err and "(cancelled)" in again.err
+    listed = json.loads(cli("issues", "list", "--json").out)
+    [welcome] = [i for i in listed if i["slug"] == ISSUE]
+    assert welcome["send_id"] == cancelled.id and welcome["sent"] == 1
+
+
 def test_the_prompt_warns_of_a_second_send(sending, cli, monkeypatch):
     sending.add(1)
     assert cli("send", ISSUE, "--yes").code == 0

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import Engine, exists, func, or_, select
+from sqlalchemy import Engine, func, select
 
 from newsletter import __version__
 from newsletter.domain.archive import (
@@ -39,14 +39,14 @@ from newsletter.domain.archive import (
     page_url,
     placeholders_left,
 )
-from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.issue import Issue, IssueFile, parse_issue
 from newsletter.errors import InputError
 from newsletter.infra.db.engine import reading
-from newsletter.infra.db.schema import deliveries, sends
+from newsletter.infra.db.schema import sends
 from newsletter.infra.files import display_path
 from newsletter.infra.workspace import Workspace
 from newsletter.services.composition import images_dir, published_images
+from newsletter.services.ledger import reached_readers
 from newsletter.services.library import Library
 from newsletter.services.render import Renderer
 from newsletter.services.subscribers import utc
@@ -134,19 +134,12 @@ class ArchiveService:
     # -- what the output depends on -------------------------------------------------------
 
     def releases(self) -> dict[str, datetime]:
-        """Issue slug -> when its first send started, for sends that went out: done, or
-        with a delivery sent; never a cancelled one. (Test sends are not in the ledger.)"""
-        delivered = exists().where(
-            deliveries.c.send_id == sends.c.id,
-            deliveries.c.status == str(DeliveryStatus.SENT),
-        )
+        """Issue slug -> when its first send started, for sends some reader got (see
+        ledger.reached_readers). Test sends are not in the ledger."""
         started = func.min(func.coalesce(sends.c.started_at, sends.c.created_at))
         query = (
             select(sends.c.issue_slug, started)
-            .where(
-                sends.c.status != str(SendStatus.CANCELLED),
-                or_(sends.c.status == str(SendStatus.DONE), delivered),
-            )
+            .where(reached_readers())
             .group_by(sends.c.issue_slug)
         )
         with self.engine.connect() as connection:

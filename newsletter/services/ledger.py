@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.personalize import RenderedIssue
@@ -20,6 +32,24 @@ from newsletter.infra.db.schema import deliveries, send_snippets, sends, subscri
 from newsletter.infra.redaction import redact
 from newsletter.services.audience import Audience
 from newsletter.services.subscribers import now, utc
+
+
+def reached_readers() -> ColumnElement[bool]:
+    """A send some reader got: at least one delivery sent, whatever became of the send.
+
+    What the archive publishes: every "View online" link in a delivered message must work,
+    also when the send was cancelled halfway."""
+    return exists().where(
+        deliveries.c.send_id == sends.c.id, deliveries.c.status == str(DeliveryStatus.SENT)
+    )
+
+
+def holds_its_issue() -> ColumnElement[bool]:
+    """A send that makes its issue "sent": under way or done, or cancelled after it reached
+    readers. Such an issue is not sent again without --again, the daemon does not pick it
+    as the next one, and its snippets count as used; a send cancelled before anyone got it
+    leaves the issue as if it was never sent."""
+    return or_(sends.c.status != str(SendStatus.CANCELLED), reached_readers())
 
 
 @dataclass(frozen=True)
@@ -140,14 +170,14 @@ class Ledger:
         return send_id
 
     def earlier_send(self, slug: str) -> SendRecord | None:
-        """The latest send of this issue that was not cancelled, if any."""
+        """The latest send of this issue that holds it (see holds_its_issue), if any."""
         with self.reader.connect() as connection:
             return self._earlier(connection, slug)
 
     def _earlier(self, connection: Connection, slug: str) -> SendRecord | None:
         row = connection.execute(
             select(sends)
-            .where(sends.c.issue_slug == slug, sends.c.status != str(SendStatus.CANCELLED))
+            .where(sends.c.issue_slug == slug, holds_its_issue())
             .order_by(sends.c.id.desc())
             .limit(1)
         ).first()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, or_, select
+from sqlalchemy import Engine, exists, func, select
 
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.findings import Finding, Severity
@@ -27,6 +27,7 @@ from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, send_snippets, sends, subscribers
 from newsletter.infra.workspace import Workspace
 from newsletter.services.audience import Audience
+from newsletter.services.ledger import holds_its_issue
 from newsletter.services.library import Library
 from newsletter.services.subscribers import now, utc
 
@@ -71,8 +72,8 @@ class Carried:
 def carried_by_sends(
     workspace: Workspace, engine: Engine, snippet_ids: Collection[str] | None = None
 ) -> list[Carried]:
-    """Every snippet every send carried, newest send first (the order within a send kept).
-    A cancelled send counts only if it sent someone."""
+    """Every snippet every send carried, newest send first (the order within a send kept),
+    for the sends that hold their issue (ledger.holds_its_issue)."""
     sent_counts = (
         select(deliveries.c.send_id, func.count().label("sent"))
         .where(deliveries.c.status == SENT)
@@ -80,7 +81,7 @@ def carried_by_sends(
         .subquery()
     )
     sent = func.coalesce(sent_counts.c.sent, 0).label("sent")
-    counted = or_(sends.c.status != str(SendStatus.CANCELLED), sent > 0)
+    counted = holds_its_issue()
     columns = (sends.c.id, sends.c.issue_slug, sends.c.created_at, sends.c.status, sends.c.total)
     recorded = (
         select(send_snippets.c.snippet_id, send_snippets.c.content_hash, *columns, sent)

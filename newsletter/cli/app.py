@@ -18,6 +18,7 @@ from rich.console import Console
 from typer.core import TyperArgument, TyperGroup, _TyperParameter
 
 from newsletter import __version__
+from newsletter.errors import InputError
 from newsletter.infra.redaction import redact
 
 if TYPE_CHECKING:
@@ -205,6 +206,15 @@ def new_table(**options: Any) -> Table:
     from rich.table import Table
 
     return Table(**options)
+
+
+def confirm(question: str, *, doing: str, undone: str) -> None:
+    """Ask before what cannot be taken back; a script (no terminal) must say --yes. No is
+    exit 2 with "aborted: nothing was <undone>"."""
+    if not sys.stdin.isatty():
+        raise InputError(f"{doing} needs --yes when not run interactively")
+    if not typer.confirm(question, default=False):
+        raise InputError(f"aborted: nothing was {undone}")
 
 
 def print_json(data: Any) -> None:

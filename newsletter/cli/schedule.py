@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from newsletter.cli.app import (
     JsonFlag,
     app,
+    confirm,
     err,
     new_table,
     open_current_workspace,
@@ -104,8 +105,10 @@ def add(
         else:
             assert issue is not None and at is not None
             if not yes and not as_json:
-                _confirm(
-                    f"Schedule {issue} for {at} ({tz or workspace.settings.schedule.timezone})?"
+                confirm(
+                    f"Schedule {issue} for {at} ({tz or workspace.settings.schedule.timezone})?",
+                    doing="scheduling",
+                    undone="scheduled",
                 )
             try:
                 record = book.schedule_issue(
@@ -146,13 +149,6 @@ def schedule_from_send(
         yes=yes,
         as_json=as_json,
     )
-
-
-def _confirm(question: str) -> None:
-    if not sys.stdin.isatty():
-        raise InputError("scheduling needs --yes when not run interactively")
-    if not typer.confirm(question, default=False):
-        raise InputError("aborted: nothing was scheduled")
 
 
 def _when(record: ScheduleRecord) -> str:

@@ -12,6 +12,7 @@ from rich.text import Text
 from newsletter.cli.app import (
     JsonFlag,
     app,
+    confirm,
     err,
     new_table,
     open_current_workspace,
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 SendId = Annotated[
     int, typer.Argument(help="The send's number (see `newsletter sends list`).", metavar="SEND_ID")
 ]
-
-
-class Aborted(InputError):
-    """The editor said no at the prompt."""
 
 
 @app.command(
@@ -218,9 +215,7 @@ def send(
 
 
 def _confirm(plan: SendPlan) -> None:
-    if not sys.stdin.isatty():
-        raise InputError("sending needs --yes when not run interactively")
-    if plan.earlier is not None:
+    if plan.earlier is not None and sys.stdin.isatty():
         e = plan.earlier
         err.print(
             f"[yellow]{plan.build.issue.slug} was already sent:[/yellow] send #{e.id} on "
@@ -234,8 +229,7 @@ def _confirm(plan: SendPlan) -> None:
         + (" AGAIN" if plan.earlier else "")
         + "?"
     )
-    if not typer.confirm(question, default=False):
-        raise Aborted("aborted: nothing was sent")
+    confirm(question, doing="sending", undone="sent")
 
 
 def _already_sent(workspace: Workspace, exc: AlreadySent, as_json: bool) -> None:

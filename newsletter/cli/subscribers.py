@@ -15,6 +15,7 @@ from rich.text import Text
 
 from newsletter.cli.app import (
     JsonFlag,
+    confirm,
     db_app,
     err,
     new_table,
@@ -23,7 +24,6 @@ from newsletter.cli.app import (
     print_json,
     subscribers_app,
 )
-from newsletter.errors import InputError
 
 if TYPE_CHECKING:
     from newsletter.domain.subscriber import Status, SubscriberRecord
@@ -336,10 +336,7 @@ def erase(
 ) -> None:
     """GDPR erasure: delete personal data; a salted hash keeps the address suppressed."""
     if not yes:
-        if not sys.stdin.isatty():
-            raise InputError("erase needs --yes when not run interactively")
-        if not typer.confirm(f"Erase {email} for good?", default=False):
-            raise InputError("aborted: nothing was erased")
+        confirm(f"Erase {email} for good?", doing="erase", undone="erased")
     from newsletter.domain.personalize import delivery_key
     from newsletter.infra.transports.outbox import forget
 

@@ -15,6 +15,7 @@ from newsletter.cli import (  # noqa: F401  (they register)
     report,
     scaffold,
     schedule,
+    send,
     sends,
     serve,
     stats,

@@ -147,6 +147,19 @@ def create_send(ledger: Ledger, plan: SendPlan, *, again: bool = False) -> SendR
     )
 
 
+def start_send(
+    workspace: Workspace, ledger: Ledger, plan: SendPlan, *, again: bool = False
+) -> SendRecord:
+    """Probe the transport, then record the send: a server that is down or refuses us is
+    exit 69, and no send is made."""
+    sender = make_transport(workspace, plan.transport)
+    try:
+        probe(sender)
+    finally:
+        sender.close()
+    return create_send(ledger, plan, again=again)
+
+
 def options_for(
     workspace: Workspace,
     transport: str,
@@ -285,6 +298,18 @@ def test_send(
             )
         )
     return results
+
+
+def send_test_messages(
+    workspace: Workspace, issue: str, transport: str | None, addresses: Sequence[str]
+) -> list[TestOutcome]:
+    """`send ISSUE --to/--test`: drafts allowed, through the given or configured transport."""
+    build = build_for_sending(workspace, issue, allow_draft=True)
+    sender = make_transport(workspace, transport or workspace.settings.transport)
+    try:
+        return test_send(workspace, build, sender, addresses)
+    finally:
+        sender.close()
 
 
 def dry_run(

@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select
 
 from newsletter.domain.subscriber import Source, Status
 from newsletter.errors import ExitStatus
+from newsletter.infra.db.clock import now
 from newsletter.infra.db.schema import provider_events, subscriber_events, subscribers
 from newsletter.infra.sendgrid_api import (
     Entry,
@@ -28,7 +29,7 @@ from newsletter.infra.sendgrid_api import (
     SuppressionsApi,
 )
 from newsletter.services import suppressions
-from newsletter.services.subscribers import Context, now
+from newsletter.services.subscribers import Context
 from newsletter.services.suppressions import PushIncomplete, sync
 
 KEY = "SG.suppressions-test-key-0123456789"

@@ -41,6 +41,7 @@ from newsletter.domain.archive import (
 )
 from newsletter.domain.issue import Issue, IssueFile, parse_issue
 from newsletter.errors import InputError
+from newsletter.infra.db.clock import utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import sends
 from newsletter.infra.files import display_path
@@ -49,7 +50,6 @@ from newsletter.services.composition import images_dir, published_images
 from newsletter.services.ledger import reached_readers
 from newsletter.services.library import Library
 from newsletter.services.render import Renderer
-from newsletter.services.subscribers import utc
 
 log = logging.getLogger("newsletter.archive")
 

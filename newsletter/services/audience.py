@@ -16,11 +16,12 @@ from sqlalchemy import Engine, String, cast, exists, func, or_, select
 
 from newsletter.domain.subscriber import Status
 from newsletter.errors import InputError
+from newsletter.infra.db.clock import now
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import subscribers
 from newsletter.infra.workspace import Workspace
 from newsletter.services.library import Library
-from newsletter.services.subscribers import follows_topic, now
+from newsletter.services.subscribers import follows_topic
 
 
 @dataclass(frozen=True)

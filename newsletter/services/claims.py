@@ -35,10 +35,10 @@ from sqlalchemy import (
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.subscriber import Status
 from newsletter.infra import journal
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends, subscribers, workers
 from newsletter.infra.redaction import redact
-from newsletter.services.subscribers import now, utc
 
 LEASE = timedelta(seconds=60)  # a worker silent for this long is taken for dead
 HOST = socket.gethostname()

@@ -12,9 +12,9 @@ from uuid import uuid4
 from sqlalchemy import Engine, insert
 
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
+from newsletter.infra.db.clock import now
 from newsletter.infra.db.schema import provider_events
 from newsletter.services.provider_events import event_row
-from newsletter.services.subscribers import now
 
 
 class UnknownLink(Exception):

@@ -16,16 +16,11 @@ from newsletter.domain.personalize import Recipient, delivery_key
 from newsletter.domain.subscriber import SUPPRESSED, Status, SubscriberRecord
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
 from newsletter.errors import InputError
+from newsletter.infra.db.clock import now
 from newsletter.infra.setting_tables import WebSettings
 from newsletter.infra.transports.base import Result, Transport
 from newsletter.services.render import Renderer
-from newsletter.services.subscribers import (
-    Context,
-    SubscriberStore,
-    checked_name,
-    now,
-    parse_address,
-)
+from newsletter.services.subscribers import Context, SubscriberStore, checked_name, parse_address
 
 CONFIRM_STREAM = "confirmations"
 

@@ -25,6 +25,7 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Engine, delete, insert, select, update
 
 from newsletter.domain.delivery import SendStatus
+from newsletter.infra.db.clock import now
 from newsletter.infra.db.schema import daemons, sends, workers
 from newsletter.infra.leader import LeaderLock
 from newsletter.infra.workspace import Workspace
@@ -33,7 +34,6 @@ from newsletter.services.dispatch import Dispatcher
 from newsletter.services.ledger import Ledger
 from newsletter.services.scheduling import ScheduleBook
 from newsletter.services.sending import dispatcher_for, journal_folder, options_for
-from newsletter.services.subscribers import now
 
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 5.0

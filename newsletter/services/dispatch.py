@@ -25,6 +25,7 @@ from newsletter.domain.list_headers import ListIdentity, recipient_links
 from newsletter.domain.personalize import Recipient, RenderedIssue, delivery_key
 from newsletter.domain.subscriber import first_name_of
 from newsletter.domain.tokens import Purpose, Signer
+from newsletter.infra.db.clock import now
 from newsletter.infra.journal import Journal
 from newsletter.infra.transports.base import (
     Outcome,
@@ -36,7 +37,6 @@ from newsletter.infra.transports.base import (
 from newsletter.services.claims import HOST, Batch, Claimed, Verdict, WorkQueue
 from newsletter.services.handover import WINDOW, Handover
 from newsletter.services.ledger import Ledger, SendRecord
-from newsletter.services.subscribers import now
 from newsletter.services.throttle import TokenBucket
 from newsletter.services.watch import StatusWatch
 

@@ -37,9 +37,10 @@ from newsletter.domain.subscriber import (
 )
 from newsletter.errors import InputError
 from newsletter.infra.db.bulk import bulk_insert
+from newsletter.infra.db.clock import now
 from newsletter.infra.db.schema import imports, subscriber_events, subscribers
 from newsletter.infra.files import display_path, first_invalid_utf8
-from newsletter.services.subscribers import erasure_salt, now
+from newsletter.services.subscribers import erasure_salt
 
 CHUNK = 2000
 IMPORT_LOCK = 720_514_002  # PostgreSQL advisory lock: imports run one at a time

@@ -16,9 +16,10 @@ from sqlalchemy import Connection, Engine, insert, select
 from newsletter.domain.inbound import Inbound, classify
 from newsletter.domain.subscriber import NEVER_OVERRIDES, Source, Status
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
+from newsletter.infra.db.clock import now
 from newsletter.infra.db.schema import deliveries, provider_events, subscribers
 from newsletter.services.provider_events import event_row
-from newsletter.services.subscribers import Context, change_status_in, now
+from newsletter.services.subscribers import Context, change_status_in
 
 # What each kind of returned mail does, and where the change says it came from.
 EFFECTS = {

@@ -12,12 +12,12 @@ from sqlalchemy import Engine, func, insert, select
 from newsletter.domain.links import LOOPBACK_HOSTS
 from newsletter.domain.tokens import Signer
 from newsletter.errors import ConfigError
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.schema import meta, sends
 from newsletter.infra.files import display_path
 from newsletter.infra.settings import KEY_FILE, load_signing_keys
 from newsletter.infra.workspace import Workspace
 from newsletter.services.links import signer
-from newsletter.services.subscribers import now, utc
 
 
 def signing_key_warning(engine: Engine, signer: Signer) -> str | None:

@@ -27,11 +27,11 @@ from sqlalchemy import (
 from newsletter.domain.delivery import DeliveryStatus, SendStatus
 from newsletter.domain.personalize import RenderedIssue
 from newsletter.errors import InputError
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, send_snippets, sends, subscribers
 from newsletter.infra.redaction import redact
 from newsletter.services.audience import Audience
-from newsletter.services.subscribers import now, utc
 
 
 def reached_readers() -> ColumnElement[bool]:

@@ -18,13 +18,13 @@ from markupsafe import Markup
 from sqlalchemy import Engine, func, select
 
 from newsletter.domain.report_chart import hourly_chart
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import provider_events, subscriber_events
 from newsletter.infra.workspace import Workspace
 from newsletter.services.ledger import Ledger, SendRecord
 from newsletter.services.render import Renderer
 from newsletter.services.stats import SendStats, left_after, send_stats
-from newsletter.services.subscribers import now, utc
 
 TEMPLATE = "report/report.html.j2"
 HOURS = 72

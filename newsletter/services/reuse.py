@@ -23,13 +23,13 @@ from newsletter.domain.findings import Finding, Severity
 from newsletter.domain.issue import Issue, IssueFile
 from newsletter.domain.snippet import Snippet
 from newsletter.errors import InputError
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, send_snippets, sends, subscribers
 from newsletter.infra.workspace import Workspace
 from newsletter.services.audience import Audience
 from newsletter.services.ledger import holds_its_issue
 from newsletter.services.library import Library
-from newsletter.services.subscribers import now, utc
 
 SENT = str(DeliveryStatus.SENT)
 

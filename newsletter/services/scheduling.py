@@ -27,6 +27,7 @@ from newsletter.domain.schedule import (
     zone,
 )
 from newsletter.errors import InputError
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import meta, schedules
 from newsletter.infra.redaction import redact
@@ -35,7 +36,6 @@ from newsletter.services.claims import HOST
 from newsletter.services.ledger import Ledger, lock_issue
 from newsletter.services.library import Library
 from newsletter.services.sending import plan_send
-from newsletter.services.subscribers import now, utc
 
 VERSION_KEY = "schedules_version"
 

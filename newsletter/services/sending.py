@@ -22,6 +22,7 @@ from newsletter.domain.message import MessageTemplate, message_id
 from newsletter.domain.personalize import Recipient
 from newsletter.domain.tokens import Purpose, Signer
 from newsletter.errors import ExitStatus, InputError, NewsletterError
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import subscribers
 from newsletter.infra.transports.base import (
@@ -39,7 +40,7 @@ from newsletter.services.dispatch import Dispatcher, SendOptions, recipient_for,
 from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
 from newsletter.services.links import list_identity, signer
 from newsletter.services.reuse import carried_snippets, reuse_findings
-from newsletter.services.subscribers import now, parse_address, utc
+from newsletter.services.subscribers import parse_address
 
 
 class ChecksFailed(InputError):

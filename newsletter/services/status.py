@@ -8,11 +8,11 @@ from sqlalchemy import Engine
 
 from newsletter.domain.delivery import SendStatus
 from newsletter.domain.schedule import ScheduleState
+from newsletter.infra.db.clock import now
 from newsletter.infra.workspace import Workspace
 from newsletter.services.daemon import daemon_rows, is_alive
 from newsletter.services.ledger import Ledger
 from newsletter.services.scheduling import ScheduleBook
-from newsletter.services.subscribers import now
 
 RUNNING = (SendStatus.QUEUED, SendStatus.SENDING, SendStatus.PAUSED)
 

@@ -11,7 +11,7 @@ import contextlib
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, String, cast, func, insert, or_, select, update
@@ -31,6 +31,7 @@ from newsletter.domain.subscriber import (
     normalize_address,
 )
 from newsletter.errors import InputError
+from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import (
     deliveries,
@@ -55,17 +56,6 @@ class Context:
     detail: str | None = None
     ip: str | None = None
     user_agent: str | None = None
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def to_record(row: Any) -> SubscriberRecord:

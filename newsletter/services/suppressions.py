@@ -40,6 +40,7 @@ from newsletter.domain.subscriber import (
     normalize_address,
 )
 from newsletter.errors import ConfigError, InputError, NewsletterError
+from newsletter.infra.db.clock import now
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import provider_events, subscribers
 from newsletter.infra.sendgrid_api import Entry, SuppressionList, SuppressionsApi
@@ -49,7 +50,7 @@ from newsletter.services.provider_events import (
     moment,
     subscriber_ids_by_key,
 )
-from newsletter.services.subscribers import Context, change_status_in, erasure_salt, now
+from newsletter.services.subscribers import Context, change_status_in, erasure_salt
 
 PUSHED_STATUSES = (Status.UNSUBSCRIBED, Status.COMPLAINED)
 GROUP_SETTING = "[sendgrid] asm_group_id"

@@ -1,5 +1,5 @@
-"""`newsletter inbound`: delivery status notifications (Postfix and Exchange shapes, RFC
-3464), an ARF abuse report (RFC 5965), a mailto unsubscribe, and mail that is none of
+"""`newsletter inbound`: delivery status notifications (Postfix, Exchange and Gmail shapes,
+RFC 3464), an ARF abuse report (RFC 5965), a mailto unsubscribe, and mail that is none of
 those. Fixtures are written for these tests after the RFCs' examples."""
 
 from __future__ import annotations
@@ -340,3 +340,76 @@ def test_inbound_parse_takes_mail_larger_than_a_form_but_not_past_its_limit(web,
             f"{url}/webhooks/inbound/{INBOUND_SECRET}", files={"email": (None, huge)}
         )
         assert refused.status_code == 413
+
+
+# Gmail's shape: the human part is itself multipart/alternative, the diagnostic is folded
+# over three lines, X-Failed-Recipients names the address, and the original comes back whole.
+GMAIL = """\
+From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+To: news@follicle-notes.example.com
+Subject: Delivery Status Notification (Failure)
+Message-ID: <6571a0b2.gm-1@mx.google.com>
+X-Failed-Recipients: {address}
+MIME-Version: 1.0
+Content-Type: multipart/report; boundary="G1"; report-type=delivery-status
+
+--G1
+Content-Type: multipart/alternative; boundary="G2"
+
+--G2
+Content-Type: text/plain; charset="UTF-8"
+
+Address not found
+
+Your message wasn't delivered to {address} because the address couldn't be found.
+
+--G2
+Content-Type: text/html; charset="UTF-8"
+
+<html><body><h2>Address not found</h2></body></html>
+
+--G2--
+
+--G1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; googlemail.com
+Received-From-MTA: dns; news@follicle-notes.example.com
+Arrival-Date: Wed, 02 Dec 2026 02:00:00 -0800 (PST)
+X-Original-Message-ID: <send-1.sub-{sid}@follicle-notes.example.com>
+
+Final-Recipient: rfc822; {address}
+Action: failed
+Status: 5.1.1
+Remote-MTA: dns; gmail-smtp-in.l.google.com. (192.0.2.27, the server for the domain
+ gmail.example.)
+Diagnostic-Code: smtp; 550-5.1.1 The email account that you tried to reach does
+ not exist. Please try 550-5.1.1 double-checking the recipient's email address
+ for typos. 550 5.1.1 ab12cd34 - gsmtp
+Last-Attempt-Date: Wed, 02 Dec 2026 02:00:01 -0800 (PST)
+
+--G1
+Content-Type: message/rfc822
+
+From: Follicle Notes <news@follicle-notes.example.com>
+To: {address}
+Message-ID: <send-1.sub-{sid}@follicle-notes.example.com>
+Subject: Microneedling
+MIME-Version: 1.0
+Content-Type: text/plain; charset="utf-8"
+
+Hi there,
+--G1--
+"""
+
+
+def test_a_gmail_shaped_bounce_marks_the_subscriber_bounced(sending, cli, monkeypatch):
+    sid = person(sending, "nobody.here@gmail.example")
+    result = feed(cli, monkeypatch, GMAIL.format(address="nobody.here@gmail.example", sid=sid))
+    assert result.code == 0, result.err
+    [applied] = json.loads(result.out)
+    assert applied["kind"] == "bounce" and applied["changed"] is True, applied
+    assert applied["subscriber_id"] == sid and applied["detail"] == "5.1.1"
+    assert sending.store.get("nobody.here@gmail.example").status == Status.BOUNCED
+    [event] = sending.store.events(sid)[-1:]
+    assert event.source == "provider-event" and "6571a0b2.gm-1@mx.google.com" in event.detail

@@ -26,8 +26,9 @@ from sqlalchemy import ColumnElement, Engine, and_, insert, or_
 from newsletter.domain.subscriber import NEVER_OVERRIDES, Source, Status
 from newsletter.infra.db.clock import now
 from newsletter.infra.db.schema import provider_events
+from newsletter.services.consent_log import StatusChange, change_statuses_in
 from newsletter.services.provider_events import known_event_ids, moment, subscriber_ids_by_key
-from newsletter.services.subscribers import Context, StatusChange, change_statuses_in
+from newsletter.services.subscribers import Context
 
 # A bounce's stored detail leads with its type ("bounce: 550 5.1.1 ...", "blocked: ..."):
 # statistics tell real bounces from blocks by it (see `is_hard_bounce`).

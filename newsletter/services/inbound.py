@@ -18,8 +18,9 @@ from newsletter.domain.subscriber import NEVER_OVERRIDES, Source, Status
 from newsletter.domain.tokens import InvalidToken, Purpose, Signer
 from newsletter.infra.db.clock import now
 from newsletter.infra.db.schema import deliveries, provider_events, subscribers
+from newsletter.services.consent_log import change_status_in
 from newsletter.services.provider_events import event_row
-from newsletter.services.subscribers import Context, change_status_in
+from newsletter.services.subscribers import Context
 
 # What each kind of returned mail does, and where the change says it came from.
 EFFECTS = {

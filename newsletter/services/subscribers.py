@@ -1,8 +1,9 @@
 """The subscriber list: adding, finding, changing status with a consent record, erasing.
 
-Every change of status appends a row to `subscriber_events` in the same transaction, so the
-event log is the consent record. Status changes lock the row first (FOR UPDATE on
-PostgreSQL, BEGIN IMMEDIATE on SQLite): concurrent one-click POSTs record one event.
+Also the checks every caller makes on an address, a name or topics, and the erasure salt
+that keeps an erased address suppressed. The consent log and the status changes that
+write to it are in `consent_log`; what an erasure clears beyond the row, in
+`erasure_traces`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from newsletter.domain.subscriber import (
 from newsletter.errors import InputError
 from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
-from newsletter.infra.db.schema import (
-    deliveries,
-    meta,
-    provider_events,
-    subscriber_events,
-    subscribers,
+from newsletter.infra.db.schema import meta, subscribers
+from newsletter.services.consent_log import (
+    change_status_in,
+    events_of,
+    record_event,
+    timestamps_for,
 )
+from newsletter.services.erasure_traces import clear_old_pages, clear_traces
 
 SALT_KEY = "erasure_salt"
 
@@ -120,111 +122,6 @@ def is_erased(connection: Connection, address: Address) -> bool:
     return found is not None
 
 
-def record_event(
-    connection: Connection,
-    subscriber_id: int,
-    kind: str,
-    context: Context,
-    old: Status | None,
-    new: Status | None,
-    at: datetime,
-) -> None:
-    connection.execute(
-        insert(subscriber_events).values(**event_values(subscriber_id, kind, context, old, new, at))
-    )
-
-
-def event_values(
-    subscriber_id: int,
-    kind: str,
-    context: Context,
-    old: Status | None,
-    new: Status | None,
-    at: datetime,
-) -> dict[str, Any]:
-    """One line of the consent log."""
-    return {
-        "subscriber_id": subscriber_id,
-        "at": at,
-        "kind": kind,
-        "old_status": old and str(old),
-        "new_status": new and str(new),
-        "source": str(context.source),
-        "detail": context.detail,
-        "ip": context.ip,
-        "user_agent": context.user_agent[:500] if context.user_agent else None,
-    }
-
-
-def timestamps_for(status: Status, at: datetime) -> dict[str, datetime]:
-    if status == Status.ACTIVE:
-        return {"confirmed_at": at}
-    if status in SUPPRESSED:
-        return {"unsubscribed_at": at}
-    return {}
-
-
-def change_status_in(
-    connection: Connection,
-    subscriber_id: int,
-    new: Status,
-    context: Context,
-    *,
-    unless: frozenset[Status] = frozenset(),
-) -> bool:
-    """`SubscriberStore.change_status` inside a caller's transaction. False when nothing
-    changed: already so, a status in `unless` (never weaken a complaint), erased, or
-    nobody there."""
-    return change_statuses_in(connection, [StatusChange(subscriber_id, new, context, unless)]) > 0
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    subscriber_id: int
-    new: Status
-    context: Context
-    unless: frozenset[Status] = frozenset()
-
-
-def change_statuses_in(connection: Connection, changes: Sequence[StatusChange]) -> int:
-    """Many `change_status_in` calls at once, applied in their order with the same rules:
-    one read of the rows, one UPDATE per new status and one INSERT into the consent log.
-    A webhook post of 10,000 events pays for three statements, not three per change.
-    Returns how many changes took effect."""
-    ids = sorted({change.subscriber_id for change in changes})
-    current: dict[int, Status] = {}
-    for start in range(0, len(ids), 500):
-        rows = connection.execute(
-            select(subscribers.c.id, subscribers.c.status, subscribers.c.erased_at)
-            .where(subscribers.c.id.in_(ids[start : start + 500]))
-            .with_for_update()
-        )
-        current.update({row.id: Status(row.status) for row in rows if row.erased_at is None})
-    at = now()
-    final: dict[int, Status] = {}
-    log: list[dict[str, Any]] = []
-    for change in changes:
-        old = current.get(change.subscriber_id)
-        if old is None or old == change.new or old in change.unless:
-            continue
-        current[change.subscriber_id] = final[change.subscriber_id] = change.new
-        context = change.context
-        log.append(event_values(change.subscriber_id, "status", context, old, change.new, at))
-    by_status: dict[Status, list[int]] = {}
-    for subscriber_id, status in final.items():
-        by_status.setdefault(status, []).append(subscriber_id)
-    for status, members in by_status.items():
-        for start in range(0, len(members), 500):
-            connection.execute(
-                update(subscribers)
-                .where(subscribers.c.id.in_(members[start : start + 500]))
-                .values(status=str(status), **timestamps_for(status, at))
-            )
-    if log:
-        connection.execute(insert(subscriber_events), log)
-    return len(log)
-
-
 class SubscriberStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -254,25 +151,8 @@ class SubscriberStore:
         return to_record(row) if row else None
 
     def events(self, subscriber_id: int) -> list[EventRecord]:
-        query = (
-            select(subscriber_events)
-            .where(subscriber_events.c.subscriber_id == subscriber_id)
-            .order_by(subscriber_events.c.id)
-        )
         with self.reader.connect() as connection:
-            return [
-                EventRecord(
-                    at=utc(row.at),  # type: ignore[arg-type]
-                    kind=row.kind,
-                    old_status=row.old_status,
-                    new_status=row.new_status,
-                    source=row.source,
-                    detail=row.detail,
-                    ip=row.ip,
-                    user_agent=row.user_agent,
-                )
-                for row in connection.execute(query)
-            ]
+            return events_of(connection, subscriber_id)
 
     def _filtered(self, statuses: Sequence[Status] = (), topic: str | None = None):  # type: ignore[no-untyped-def]
         query = select(subscribers).where(subscribers.c.erased_at.is_(None))
@@ -491,35 +371,9 @@ class SubscriberStore:
                     unsubscribed_at=row.unsubscribed_at or at,
                 )
             )
-            connection.execute(  # free text may hold personal data too
-                update(subscriber_events)
-                .where(subscriber_events.c.subscriber_id == row.id)
-                .values(ip=None, user_agent=None, detail=None)
-            )
-            connection.execute(  # providers' replies, in case one named the person
-                update(deliveries)
-                .where(deliveries.c.subscriber_id == row.id)
-                .values(last_error=None)
-            )
-            connection.execute(  # provider events name the address and may hold a URL
-                update(provider_events)
-                .where(
-                    or_(
-                        provider_events.c.subscriber_id == row.id,
-                        func.lower(provider_events.c.email) == address.email.lower(),
-                    )
-                )
-                .values(email=None, detail=None)
-            )
+            clear_traces(connection, row.id, address.email)
             record_event(connection, row.id, "erased", context, old, new, at)
-        if self.engine.dialect.name == "sqlite":
-            # Old page images wait in the write-ahead log until a checkpoint: write them
-            # back now (secure_delete zeroes freed space) so the file forgets the person.
-            raw = self.engine.raw_connection()  # outside a transaction, as PRAGMAs need
-            try:
-                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                raw.close()
+        clear_old_pages(self.engine)
         record = self.get_by_id(row.id)
         assert record is not None
         return record

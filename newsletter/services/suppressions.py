@@ -44,13 +44,14 @@ from newsletter.infra.db.clock import now
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import provider_events, subscribers
 from newsletter.infra.sendgrid_api import Entry, SuppressionList, SuppressionsApi
+from newsletter.services.consent_log import change_status_in
 from newsletter.services.provider_events import (
     event_row,
     known_event_ids,
     moment,
     subscriber_ids_by_key,
 )
-from newsletter.services.subscribers import Context, change_status_in, erasure_salt
+from newsletter.services.subscribers import Context, erasure_salt
 
 PUSHED_STATUSES = (Status.UNSUBSCRIBED, Status.COMPLAINED)
 GROUP_SETTING = "[sendgrid] asm_group_id"

@@ -1,5 +1,6 @@
 """Working on a send: the worker registry, claiming batches of deliveries, handing them
-over, recording their outcomes, and recovering what dead workers held.
+over and recording their outcomes. What dead workers held is taken over by
+services/recovery.py, called from `WorkQueue.recover`.
 
 Claiming uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of workers on any
 machines share a send; on SQLite, BEGIN IMMEDIATE serializes the claims of one machine.
@@ -13,7 +14,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,8 +40,8 @@ from newsletter.infra.db.clock import now, utc
 from newsletter.infra.db.engine import reading
 from newsletter.infra.db.schema import deliveries, sends, subscribers, workers
 from newsletter.infra.redaction import redact
+from newsletter.services.recovery import LEASE, take_over
 
-LEASE = timedelta(seconds=60)  # a worker silent for this long is taken for dead
 HOST = socket.gethostname()
 _batch_numbers = itertools.count(1)
 
@@ -107,133 +108,16 @@ class WorkQueue:
             connection.execute(delete(workers).where(workers.c.id == worker_id))
 
     def recover(self, send_id: int) -> tuple[int, int]:
-        """Release the claims of workers that are gone (dead, silent past the lease, or no
-        longer registered at all): never handed over -> queued again; handed over with no
-        outcome -> uncertain. Returns (requeued, uncertain)."""
+        """Release the claims of workers that are gone (services/recovery.py). A journal
+        that was used is forgotten only once the takeover is committed. Returns (requeued,
+        uncertain)."""
         cutoff = now() - LEASE
         with self.engine.begin() as connection:
-            rows = connection.execute(
-                select(workers).where(workers.c.send_id == send_id).with_for_update()
-            ).all()
-            dead = {row.id for row in rows if _is_dead(row, cutoff)}
-            live = {row.id for row in rows} - dead
-            batches = connection.execute(
-                select(deliveries.c.claimed_by, func.max(deliveries.c.claimed_at))
-                .where(
-                    deliveries.c.send_id == send_id,
-                    deliveries.c.status == str(DeliveryStatus.CLAIMED),
-                )
-                .group_by(deliveries.c.claimed_by)
-            ).all()
-            # A batch whose worker is not registered at all (it stopped on an error) is
-            # taken over only once it is older than the lease: a worker registering right
-            # now may not be in our snapshot yet.
-            orphaned = [
-                batch
-                for batch, claimed_at in batches
-                if batch
-                and batch.rsplit("/", 1)[0] not in live
-                and (batch.rsplit("/", 1)[0] in dead or (utc(claimed_at) or cutoff) < cutoff)
-            ]
-            if dead:
-                connection.execute(delete(workers).where(workers.c.id.in_(dead)))
-            if not orphaned:
-                return 0, 0
-            replayed = self._replay(connection, send_id, orphaned)
-            claimed = and_(
-                deliveries.c.send_id == send_id,
-                deliveries.c.status == str(DeliveryStatus.CLAIMED),
-                deliveries.c.claimed_by.in_(orphaned),
-            )
-            cancelled = connection.execute(
-                select(sends.c.status).where(sends.c.id == send_id)
-            ).scalar() == str(SendStatus.CANCELLED)
-            back = (
-                {
-                    "status": str(DeliveryStatus.SKIPPED),
-                    "last_error": "send cancelled",
-                    "finished_at": now(),
-                }
-                if cancelled
-                else {"status": str(DeliveryStatus.QUEUED)}
-            )
-            requeued = connection.execute(
-                update(deliveries)
-                .where(claimed, deliveries.c.handed_at.is_(None))
-                .values(claimed_by=None, claimed_at=None, **back)
-            ).rowcount
-            uncertain = connection.execute(
-                update(deliveries)
-                .where(claimed, deliveries.c.handed_at.is_not(None))
-                .values(
-                    status=str(DeliveryStatus.UNCERTAIN),
-                    finished_at=now(),
-                    last_error="the sending worker stopped after handing it over",
-                )
-            ).rowcount
+            done = take_over(connection, send_id, cutoff, HOST, self.journals)
         if self.journals is not None:
-            for worker_id in replayed:
+            for worker_id in done.replayed:
                 journal.forget(self.journals, worker_id)
-        return requeued, uncertain
-
-    def _replay(self, connection: Connection, send_id: int, orphaned: list[str]) -> set[str]:
-        """Narrow a dead worker's hand-over marks down with its journal, when one on this
-        machine can be trusted: accepted -> sent; never handed, or certainly refused ->
-        not handed (queued again below). Returns the workers whose journal was used."""
-        if self.journals is None:
-            return set()
-        used: set[str] = set()
-        for worker_id in {batch.rsplit("/", 1)[0] for batch in orphaned}:
-            found = journal.replay(self.journals, worker_id, HOST)
-            if found is None or _pid_alive(found.pid):
-                continue  # a frozen process could still send what it holds: trust nothing
-            used.add(worker_id)
-            handed = connection.execute(
-                select(deliveries.c.id, deliveries.c.attempts).where(
-                    deliveries.c.send_id == send_id,
-                    deliveries.c.status == str(DeliveryStatus.CLAIMED),
-                    deliveries.c.claimed_by.startswith(f"{worker_id}/", autoescape=True),
-                    deliveries.c.handed_at.is_not(None),
-                )
-            ).all()
-            at = now()
-            sent = [
-                {
-                    "_id": i,
-                    "_attempts": attempts + 1,
-                    "_provider": found.sent[i],
-                }
-                for i, attempts in handed
-                if i in found.sent
-            ]
-            unhanded = [
-                {"_id": i}
-                for i, _ in handed
-                if i not in found.sent and (i in found.unsent or i not in found.handed)
-            ]
-            if sent:
-                connection.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("_id"))
-                    .values(
-                        status=str(DeliveryStatus.SENT),
-                        attempts=bindparam("_attempts"),
-                        provider_message_id=bindparam("_provider"),
-                        finished_at=at,
-                        claimed_by=None,
-                        handed_at=None,
-                        last_error=None,
-                    ),
-                    sent,
-                )
-            if unhanded:
-                connection.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("_id"))
-                    .values(handed_at=None),
-                    unhanded,
-                )
-        return used
+        return done.requeued, done.uncertain
 
     # -- the work --------------------------------------------------------------------------
 
@@ -458,23 +342,6 @@ def _in_batch(send_id: int, batch_id: str) -> list[Any]:
         deliveries.c.status == str(DeliveryStatus.CLAIMED),
         deliveries.c.claimed_by == batch_id,
     ]
-
-
-def _is_dead(row: Any, cutoff: datetime) -> bool:
-    if row.host == HOST and not _pid_alive(row.pid):
-        return True
-    heartbeat = utc(row.heartbeat_at)
-    return heartbeat is not None and heartbeat < cutoff
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # Statements of the hot path, built once; parameters `_send` and `_batch` name the batch.

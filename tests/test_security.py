@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from conftest import eventually
 from sendgrid_standin import SendGridStandIn
 
 from newsletter.domain.delivery import SendStatus
@@ -124,16 +125,22 @@ def test_the_access_log_shortens_tokens(web, caplog):
 
     subscriber = web.store.add("reader@example.com", context=Context(Source.CLI)).id
     token = web.token(Purpose.PREFERENCES, subscriber)
+
+    def logged(count: int) -> list[str]:
+        # The server thread writes the line after the answer has gone out: wait for it.
+        lines = [r.getMessage() for r in caplog.records if r.name == "newsletter.access"]
+        return lines if len(lines) >= count else []
+
     with caplog.at_level(logging.INFO, logger="newsletter.access"):
         assert httpx.get(f"{web.url}/preferences/{token}").status_code == 200
-    lines = [r.getMessage() for r in caplog.records if r.name == "newsletter.access"]
+        lines = eventually(lambda: logged(1))
     assert any(f"/preferences/{token[:4]}… 200" in line for line in lines), lines
     assert not any(token in line for line in lines)
     secret = "a-webhook-secret-guessed-wrong"
     with caplog.at_level(logging.INFO, logger="newsletter.access"):
         httpx.post(f"{web.url}/webhooks/inbound/{secret}", data={"email": "x"})
         httpx.get(f"{web.url}/c/{token}")
-    lines = [r.getMessage() for r in caplog.records if r.name == "newsletter.access"]
+        lines = eventually(lambda: logged(3))
     assert not any(secret in line or token in line for line in lines), lines
 
 

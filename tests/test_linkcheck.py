@@ -106,6 +106,16 @@ def test_each_kind_of_answer(site, tmp_path):
     assert next(iter(refused.values())).broken
 
 
+def test_progress_is_told_as_each_fetch_ends_and_cached_links_are_not_counted(site, tmp_path):
+    cache = tmp_path / CACHE_FILE
+    LinkChecker(cache).check([f"{site.url}/ok"])
+    told: list[tuple[int, int, str]] = []
+    urls = [f"{site.url}{p}" for p in ("/ok", "/moved", "/gone", "/no-head")]
+    LinkChecker(cache).check(urls, on_progress=lambda *args: told.append(args))
+    assert [(done, total) for done, total, _ in told] == [(1, 3), (2, 3), (3, 3)]
+    assert sorted(url for *_, url in told) == sorted(urls[1:])  # /ok came from the cache
+
+
 def test_answers_are_kept_for_a_day(site, tmp_path):
     cache = tmp_path / CACHE_FILE
     LinkChecker(cache).check([f"{site.url}/ok", f"{site.url}/gone"])

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from newsletter.cli.app import JsonFlag, app, err, open_current_workspace, out, print_json
+from newsletter.cli.progress import LateProgress
 from newsletter.errors import InputError
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
 
 group = typer.Typer(
     help="The public archive: every sent or published issue as web pages and an Atom feed.",
@@ -23,41 +19,6 @@ group = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(group, name="archive")
-
-SHOW_AFTER = 1.0  # seconds: a quick build prints no bar
-
-
-class _LateProgress:
-    """A progress bar that appears only once the build has taken over a second."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started = time.monotonic()
-        self.bar: Progress | None = None
-        self.task = 0
-
-    def __call__(self, done: int, total: int, slug: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None and time.monotonic() - self.started > SHOW_AFTER and done < total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.bar = Progress(
-                TextColumn("archive"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[slug]}"),
-                console=err,
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("archive", total=total, slug="")
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, slug=escape(slug))
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @group.command("build", epilog="Example: newsletter archive build --out /var/www/archive")
@@ -72,7 +33,8 @@ def build(
 ) -> None:
     """Write the archive: index.html, SLUG/index.html per issue, and feed.xml (Atom).
 
-    Issues that were sent (not cancelled) or are marked `status: published` are on it.
+    Issues some reader got (also from a send cancelled halfway) or marked
+    `status: published` are on it.
     The folder is replaced whole, only once everything is written."""
     from newsletter.infra.db.engine import connect
     from newsletter.infra.files import display_path
@@ -80,7 +42,7 @@ def build(
 
     workspace = open_current_workspace()
     target = out_dir or default_out_dir(workspace)
-    progress = _LateProgress(enabled=not as_json)
+    progress = LateProgress("archive", enabled=not as_json)
     with connect(workspace.database_url) as engine:
         try:
             site = ArchiveService(workspace, engine).build(on_progress=progress)

@@ -167,9 +167,16 @@ def check(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the pre-flight checks. Exit 1 if any check is an error."""
+    from newsletter.cli.progress import LateProgress
     from newsletter.services.preflight import check_issue
 
-    build = check_issue(open_current_workspace(), issue, online=online, topic=topic)
+    progress = LateProgress("links", enabled=online and not as_json)
+    try:
+        build = check_issue(
+            open_current_workspace(), issue, online=online, topic=topic, on_progress=progress
+        )
+    finally:
+        progress.stop()
     if as_json:
         print_json(_build_json(build))
     else:

@@ -110,7 +110,7 @@ class Ledger:
         snippets: Sequence[tuple[str, str]] = (),
     ) -> SendRecord:
         """Freeze the render and snapshot the audience in one transaction; refuse an issue
-        that already has a send (not cancelled) unless `again`. `snippets`: the (id,
+        that already has a send holding it (holds_its_issue) unless `again`. `snippets`: the (id,
         content hash) of each snippet the render carries, in order (reuse tracking)."""
         with self.engine.begin() as connection:
             send_id = self.insert_send(

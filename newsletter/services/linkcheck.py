@@ -11,8 +11,8 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ CACHE_FILE = "linkcheck.json"
 DAY = 24 * 3600.0
 RETRY_WITH_GET = frozenset({403, 405, 501})
 USER_AGENT = f"newsletter-linkcheck/{__version__} (checking links before a send)"
+Progress = Callable[[int, int, str], None]  # (done, total, url)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,11 @@ class LinkChecker:
         self.timeout = timeout
         self.max_age = max_age
 
-    def check(self, urls: Iterable[str]) -> dict[str, LinkResult]:
+    def check(
+        self, urls: Iterable[str], on_progress: Progress | None = None
+    ) -> dict[str, LinkResult]:
+        """Each URL once, the cached ones without a request; `on_progress(done, total, url)`
+        as each fetch ends (a slow host can take the whole timeout)."""
         wanted = list(dict.fromkeys(urls))
         known = self._load()
         now = time.time()
@@ -69,7 +74,11 @@ class LinkChecker:
         todo = [u for u in wanted if u not in fresh]
         if todo:
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                fresh.update(zip(todo, pool.map(self.fetch, todo), strict=True))
+                pending = {pool.submit(self.fetch, url): url for url in todo}
+                for done, future in enumerate(as_completed(pending), 1):
+                    fresh[pending[future]] = future.result()
+                    if on_progress is not None:
+                        on_progress(done, len(todo), pending[future])
             self._save({**known, **fresh})
         return {u: fresh[u] for u in wanted}
 
@@ -140,7 +149,11 @@ def online_findings(results: dict[str, LinkResult], files: list[tuple[str, str]]
 
 
 def check_online(
-    build: Build, state_dir: Path, base_url: str, checker: LinkChecker | None = None
+    build: Build,
+    state_dir: Path,
+    base_url: str,
+    checker: LinkChecker | None = None,
+    on_progress: Progress | None = None,
 ) -> list[Finding]:
     """The findings of fetching every link of a built issue (its probe render)."""
     checker = checker or LinkChecker(state_dir / CACHE_FILE)
@@ -149,4 +162,5 @@ def check_online(
         (issue.source.file, issue.source.source_text),
         *((s.file, s.source_text) for s in issue.snippets),
     ]
-    return online_findings(checker.check(links_to_check(build.probe.html, base_url)), files)
+    results = checker.check(links_to_check(build.probe.html, base_url), on_progress)
+    return online_findings(results, files)

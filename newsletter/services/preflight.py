@@ -5,14 +5,23 @@ whether every link still answers (the network)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from newsletter.domain.findings import ordered
 from newsletter.infra.workspace import Workspace
 from newsletter.services.build import Build, Builder
 
+if TYPE_CHECKING:  # the link checker is imported only when --online asks for it
+    from newsletter.services.linkcheck import Progress
+
 
 def check_issue(
-    workspace: Workspace, ref: str, *, online: bool = False, topic: str | None = None
+    workspace: Workspace,
+    ref: str,
+    *,
+    online: bool = False,
+    topic: str | None = None,
+    on_progress: Progress | None = None,
 ) -> Build:
     build = Builder(workspace).build(ref)
     findings = list(build.findings)
@@ -27,5 +36,7 @@ def check_issue(
         from newsletter.services.linkcheck import check_online
 
         settings = workspace.settings
-        findings += check_online(build, workspace.state_dir, settings.base_url)
+        findings += check_online(
+            build, workspace.state_dir, settings.base_url, on_progress=on_progress
+        )
     return replace(build, findings=ordered(findings))

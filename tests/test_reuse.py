@@ -15,6 +15,7 @@ from newsletter.domain.issue import Issue, parse_issue
 from newsletter.domain.subscriber import Source
 from newsletter.infra.db.schema import schedules, send_snippets
 from newsletter.services.audience import Audience
+from newsletter.services.firing import fire
 from newsletter.services.ledger import Ledger
 from newsletter.services.library import Library
 from newsletter.services.reuse import (
@@ -96,7 +97,7 @@ def test_a_fired_schedule_records_its_snippets_too(sending):
             .where(schedules.c.id == made.id)
             .values(due_at=datetime.now(UTC) - timedelta(seconds=5))
         )
-    fired = book.fire(made.id, datetime.now(UTC))
+    fired = fire(book, made.id, datetime.now(UTC))
     assert fired is not None and fired.send_id is not None
     ids = Library(sending.workspace).load_issue(WELCOME).meta.snippets
     assert [row[0] for row in recorded(sending, fired.send_id)] == list(ids)

@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from newsletter.errors import ExitStatus
 from newsletter.infra.db.schema import schedules
+from newsletter.services.firing import fire
 from newsletter.services.ledger import Ledger
 from newsletter.services.scheduling import ScheduleBook
 
@@ -102,10 +103,9 @@ def test_a_due_schedule_fires_once_even_when_fired_twice(sending, cli):
     made = schedule(cli, ISSUE, "--at", LATER)
     make_due(sending, made["id"])
     book = ScheduleBook(sending.workspace, sending.engine, role="daemon")
-    first = book.fire(made["id"], datetime.now(UTC))
-    second = ScheduleBook(sending.workspace, sending.engine, role="daemon").fire(
-        made["id"], datetime.now(UTC)
-    )
+    first = fire(book, made["id"], datetime.now(UTC))
+    other = ScheduleBook(sending.workspace, sending.engine, role="daemon")
+    second = fire(other, made["id"], datetime.now(UTC))
     assert first is not None and first.send_id is not None and second is None
     [send] = Ledger(sending.engine).list()
     assert send.id == first.send_id and send.total == 3

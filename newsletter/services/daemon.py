@@ -31,6 +31,7 @@ from newsletter.infra.leader import LeaderLock
 from newsletter.infra.workspace import Workspace
 from newsletter.services.claims import HOST, WorkQueue
 from newsletter.services.dispatch import Dispatcher
+from newsletter.services.firing import fire, mark_missed
 from newsletter.services.ledger import Ledger
 from newsletter.services.scheduling import ScheduleBook
 from newsletter.services.sending import dispatcher_for, journal_folder, options_for
@@ -176,7 +177,7 @@ class Daemon:
                 self.log("dropped", schedule=int(job_id.split("-", 1)[1]))
 
     def _mark_missed(self, at: datetime) -> None:
-        for missed in self.book.mark_missed(at, self.grace):
+        for missed in mark_missed(self.book, at, self.grace):
             self.log("missed", schedule=missed.id, issue=missed.issue_slug, due=missed.due_at)
 
     # -- firing and sending ------------------------------------------------------------------
@@ -189,7 +190,7 @@ class Daemon:
                 return
             self._firing.add(schedule_id)
         try:
-            fired = self.book.fire(schedule_id, now())
+            fired = fire(self.book, schedule_id, now())
             if fired is None:
                 return
             record = fired.schedule

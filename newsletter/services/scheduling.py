@@ -2,9 +2,7 @@
 send the oldest ready issue never sent. Every change bumps a version in `meta`, so a daemon
 notices another process's change by reading one row a second.
 
-Firing goes through the same gates as `newsletter send` (`plan_send`) and creates the send
-in the same transaction that moves the schedule out of `scheduled`, guarded by the row:
-two daemons racing, or a crash between the steps, still make exactly one send.
+Firing a due schedule (the daemon's part) is services/firing.py.
 """
 
 from __future__ import annotations
@@ -12,16 +10,14 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from newsletter.domain.issue import SENDABLE
 from newsletter.domain.schedule import (
     ScheduleError,
     ScheduleState,
-    misfired,
     next_fire,
     parse_at,
     zone,
@@ -33,7 +29,7 @@ from newsletter.infra.db.schema import meta, schedules
 from newsletter.infra.redaction import redact
 from newsletter.infra.workspace import Workspace
 from newsletter.services.claims import HOST
-from newsletter.services.ledger import Ledger, lock_issue
+from newsletter.services.ledger import lock_issue
 from newsletter.services.library import Library
 from newsletter.services.sending import plan_send
 
@@ -67,15 +63,6 @@ class ScheduleRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "state": str(self.state)}
-
-
-@dataclass(frozen=True)
-class Fired:
-    """What a firing did: a send to dispatch, or why not."""
-
-    schedule: ScheduleRecord
-    send_id: int | None
-    outcome: str
 
 
 def actor(role: str = "cli") -> str:
@@ -141,7 +128,7 @@ class ScheduleBook:
                 )
             if existing is not None:
                 schedule_id = existing.id
-                self._change(connection, schedule_id, **values, outcome="moved")
+                self.change(connection, schedule_id, **values, outcome="moved")
             else:
                 schedule_id = self._insert(connection, issue_slug=slug, **values)
         return self.get(schedule_id)
@@ -179,7 +166,7 @@ class ScheduleBook:
         if record.state != ScheduleState.SCHEDULED:
             raise ScheduleRefused(f"schedule #{record.id} is {record.state}; nothing to cancel")
         with self.engine.begin() as connection:
-            changed = self._change(
+            changed = self.change(
                 connection,
                 record.id,
                 only_from=ScheduleState.SCHEDULED,
@@ -245,135 +232,6 @@ class ScheduleBook:
             raise InputError(f"{slug} has no schedule")
         return _record(row)
 
-    # -- firing (the daemon) ----------------------------------------------------------------
-
-    def mark_missed(self, at: datetime, grace: timedelta) -> list[ScheduleRecord]:
-        """Schedules whose time passed beyond the grace: never sent late. A rule moves on
-        to its next firing."""
-        missed = []
-        for record in self.waiting(at - grace):
-            if record.due_at is None or not misfired(record.due_at, at, grace):
-                continue
-            late = f"missed: due {record.due_at:%Y-%m-%d %H:%M} UTC, no daemon ran in time"
-            with self.engine.begin() as connection:
-                if record.cron:
-                    changed = self._change(
-                        connection,
-                        record.id,
-                        only_from=ScheduleState.SCHEDULED,
-                        due_at=next_fire(record.cron, zone(record.timezone), at),
-                        outcome=late,
-                    )
-                else:
-                    changed = self._change(
-                        connection,
-                        record.id,
-                        only_from=ScheduleState.SCHEDULED,
-                        state=ScheduleState.MISSED,
-                        outcome=late,
-                    )
-            if changed:
-                missed.append(self.get(record.id))
-        return missed
-
-    def fire(self, schedule_id: int, at: datetime) -> Fired | None:
-        """Turn a due schedule into a send (None: not due, or fired or moved meanwhile)."""
-        record = self.get(schedule_id)
-        if record.state != ScheduleState.SCHEDULED or record.due_at is None:
-            return None
-        if record.due_at > at + timedelta(seconds=1):
-            return None
-        following = next_fire(record.cron, zone(record.timezone), at) if record.cron else None
-        slug = record.issue_slug or self._next_ready()
-        if slug is None:
-            outcome = "skipped: no ready issue that was never sent"
-            return self._settle(record, outcome, ScheduleState.SCHEDULED, following)
-        try:
-            plan = plan_send(
-                self.workspace,
-                self.engine,
-                slug,
-                topic=record.topic,
-                transport=record.transport,
-                again=record.again,
-            )
-        except InputError as exc:
-            state = ScheduleState.SCHEDULED if record.cron else ScheduleState.FAILED
-            return self._settle(record, f"failed: {exc}", state, following)
-        ledger = Ledger(self.engine)
-        with self.engine.begin() as connection:
-            if not self._guard(connection, record):
-                return None  # another daemon fired it, or it was moved or cancelled
-            try:
-                send_id = ledger.insert_send(
-                    connection,
-                    plan.build.rendered,
-                    plan.transport,
-                    plan.audience,
-                    again=record.again,
-                    snippets=plan.snippets,
-                )
-            except InputError as exc:  # sent meanwhile by hand
-                self._change(
-                    connection,
-                    record.id,
-                    state=ScheduleState.SCHEDULED if record.cron else ScheduleState.FAILED,
-                    due_at=following,
-                    outcome=f"failed: {exc}",
-                )
-                return Fired(self.get(record.id), None, f"failed: {exc}")
-            outcome = f"fired: {slug} as send #{send_id}"
-            self._change(
-                connection,
-                record.id,
-                state=ScheduleState.SCHEDULED if record.cron else ScheduleState.FIRED,
-                due_at=following,
-                send_id=send_id,
-                outcome=outcome,
-            )
-        return Fired(self.get(record.id), send_id, outcome)
-
-    def _settle(
-        self,
-        record: ScheduleRecord,
-        outcome: str,
-        state: ScheduleState,
-        following: datetime | None,
-    ) -> Fired | None:
-        with self.engine.begin() as connection:
-            if not self._guard(connection, record):
-                return None
-            self._change(connection, record.id, state=state, due_at=following, outcome=outcome)
-        return Fired(self.get(record.id), None, outcome)
-
-    def _guard(self, connection: Connection, record: ScheduleRecord) -> bool:
-        """scheduled -> firing, only if still scheduled for the same time: the row is the
-        lock (the write lock on SQLite, the row lock on PostgreSQL) until commit."""
-        return (
-            connection.execute(
-                update(schedules)
-                .where(
-                    schedules.c.id == record.id,
-                    schedules.c.state == str(ScheduleState.SCHEDULED),
-                    schedules.c.due_at == record.due_at,
-                )
-                .values(state=str(ScheduleState.FIRING), updated_at=now())
-            ).rowcount
-            == 1
-        )
-
-    def _next_ready(self) -> str | None:
-        """The oldest (by date) sendable issue (ready or published) never sent."""
-        ledger = Ledger(self.engine)
-        ready = sorted(
-            (i for i in Library(self.workspace).issues() if i.meta.status in SENDABLE),
-            key=lambda i: (i.meta.date, i.slug),
-        )
-        for issue in ready:
-            if ledger.earlier_send(issue.slug) is None:
-                return issue.slug
-        return None
-
     # -- writing -----------------------------------------------------------------------------
 
     def _insert(self, connection: Connection, **values: Any) -> int:
@@ -392,7 +250,7 @@ class ScheduleBook:
         _bump(connection)
         return schedule_id
 
-    def _change(
+    def change(
         self,
         connection: Connection,
         schedule_id: int,
@@ -400,6 +258,8 @@ class ScheduleBook:
         only_from: ScheduleState | None = None,
         **values: Any,
     ) -> bool:
+        """Change one schedule in the caller's transaction (only from `only_from`, when
+        given), signed by this process and seen by every daemon; True if it changed."""
         query = update(schedules).where(schedules.c.id == schedule_id)
         if only_from is not None:
             query = query.where(schedules.c.state == str(only_from))

@@ -13,14 +13,8 @@ import pytest
 
 from newsletter.domain.mjml_rules import validate_mjml
 from newsletter.domain.palette import AA_NORMAL_TEXT, DARK, LIGHT, TEXT_PAIRS, contrast_ratio
-from newsletter.domain.theme import (
-    SettingsSource,
-    check_contrast,
-    email_theme,
-    font_stack,
-    logo_file,
-    schemes,
-)
+from newsletter.domain.theme import email_theme, font_stack, logo_file, schemes
+from newsletter.domain.theme_checks import SettingsSource, check_contrast
 from newsletter.infra.setting_tables import ThemeSettings
 from newsletter.infra.workspace import open_workspace
 from newsletter.services.build import Builder

@@ -100,7 +100,7 @@ def run_checks(
 ) -> list[Finding]:
     """All findings, errors first; `probe` is the issue personalized for a sample recipient.
     Links under `base_url` are our own pages: plain http there when it is this machine's.
-    `theme`: the [theme]'s own findings (`domain.theme.check_theme`), reported with these."""
+    `theme`: the [theme]'s own findings (`domain.theme_checks.check_theme`), reported with these."""
     content = [
         (issue.source.file, issue.source.source_text),
         *((s.file, s.source_text) for s in issue.snippets),

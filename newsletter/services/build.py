@@ -18,7 +18,7 @@ from newsletter.domain.personalize import (
     RenderedIssue,
     personalize,
 )
-from newsletter.domain.theme import SettingsSource, check_theme
+from newsletter.domain.theme_checks import SettingsSource, check_theme
 from newsletter.infra.files import display_path, read_text, write_files_atomically
 from newsletter.infra.settings import CONFIG_FILE
 from newsletter.infra.workspace import Workspace

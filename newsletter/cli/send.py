@@ -28,6 +28,7 @@ from newsletter.errors import ExitStatus, InputError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from newsletter.domain.tokens import Signer
     from newsletter.infra.workspace import Workspace
     from newsletter.services.ledger import AlreadySent, Ledger, SendRecord
     from newsletter.services.sending import SendPlan, TestOutcome
@@ -195,7 +196,7 @@ def send(
         if (warning := signing_key_warning(engine, keys)) and not as_json:
             err.print(Text(f"warning: {warning}"), style="yellow")
         if dry:
-            _dry_run(workspace, engine, plan, as_json)
+            _dry_run(workspace, engine, plan, keys, as_json)
             return
         if not yes:
             _confirm(plan)
@@ -235,11 +236,12 @@ def _already_sent(workspace: Workspace, exc: AlreadySent, as_json: bool) -> None
         out.print(Text(f"messages are in {folder}/"))
 
 
-def _dry_run(workspace: Workspace, engine: Engine, plan: SendPlan, as_json: bool) -> None:
-    from newsletter.services.links import list_identity, signer
+def _dry_run(
+    workspace: Workspace, engine: Engine, plan: SendPlan, keys: Signer, as_json: bool
+) -> None:
+    from newsletter.services.links import list_identity
     from newsletter.services.sending import dry_run
 
-    keys = signer(workspace, allow_generated=plan.transport == "outbox")
     counts = dry_run(
         workspace,
         engine,

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from newsletter.domain.subscriber import Source
 from newsletter.errors import ExitStatus
 from newsletter.services.ledger import Ledger
+from newsletter.services.scheduling import ScheduleBook
 from newsletter.services.subscribers import Context
 
 ISSUE = "2026-12-welcome"
@@ -138,3 +140,30 @@ def test_an_unknown_topic_is_refused_everywhere(sending, cli, mode):
 def test_a_topic_only_subscribers_follow_is_known(sending, cli):
     sending.add(2, topics=["newcomers"])
     assert cli("send", ISSUE, "--topic", "newcomers", "--dry-run").code == 0
+
+
+LATER = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+PROMPTED = [
+    (("send", ISSUE), "sending", "sent"),
+    (("schedule", ISSUE, "--at", LATER), "scheduling", "scheduled"),
+    (("subscribers", "erase", "reader0@example.com"), "erase", "erased"),
+]
+
+
+@pytest.mark.parametrize(("args", "doing", "undone"), PROMPTED, ids=lambda v: str(v[0]))
+def test_what_cannot_be_undone_asks_and_a_script_must_say_yes(
+    sending, cli, monkeypatch, args, doing, undone
+):
+    """send, schedule and erase share one prompt: no terminal is exit 2 naming --yes, and
+    answering no is exit 2 with nothing done."""
+    sending.add(1)
+    scripted = cli(*args)
+    assert scripted.code == ExitStatus.INPUT_ERROR
+    assert f"{doing} needs --yes when not run interactively" in scripted.err
+    interactive(monkeypatch, "n")
+    declined = cli(*args)
+    assert declined.code == ExitStatus.INPUT_ERROR
+    assert f"aborted: nothing was {undone}" in declined.err
+    assert Ledger(sending.engine).list() == []
+    assert ScheduleBook(sending.workspace, sending.engine).list() == []
+    assert sending.store.find("reader0@example.com") is not None
